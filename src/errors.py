@@ -1,0 +1,20 @@
+"""User-facing errors: one line, a non-zero exit, no traceback."""
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """A mistake in the user's input (a path, a flag, a file). Printed as one line."""
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run an entry point; turn a `UserError` into `error: ...` on stderr and exit code 1."""
+    try:
+        code = main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    sys.exit(code or 0)
