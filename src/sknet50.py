@@ -75,7 +75,7 @@ class SKNet(nn.Cell):
         stem_width: channels of the stem conv.
         sk_paths, sk_reduction, sk_min_width: M, r and L of the SK unit.
         zero_init_last: start each unit's last BN at gamma=0 (off for the paper's recipe).
-        conv_impl: `native` or `auto` (see `src.util.resolve_conv_impl`).
+        conv_impl: `auto`, `native` or `fast` (see `src.util.resolve_conv_impl`).
         device_target: used only to resolve `conv_impl='auto'`; parameters never depend on it.
     """
 

@@ -3,20 +3,105 @@
 Every convolution of the network goes through `Conv2d` here, so that the parameter
 names and shapes never depend on the device or on the kernel implementation: a
 checkpoint written on Ascend loads on a GPU or a CPU, and back.
+
+Two implementations compute the same function from the same `weight`:
+- `native`: `ops.conv2d`, i.e. the vendor kernels (fast on Ascend and GPU).
+- `fast`: built from ops that MindSpore's CPU backend runs well. Its CPU conv kernels run
+  in plain NCHW layout and are 10-100x slower than im2col + matmul for every conv of this
+  network except the unstrided 1x1 (measured; README "Performance", `benchmark.py`).
 """
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeNormal, initializer
 
-CONV_IMPLS = ("auto", "native")
+CONV_IMPLS = ("auto", "native", "fast")
+DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
 
 
 def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
-    """Map `auto` to the implementation that is fastest on `device_target`."""
+    """Map `auto` to the implementation that is fastest on `device_target`.
+
+    Args:
+        conv_impl: `auto`, `native` or `fast`.
+        device_target: `Ascend`, `GPU` or `CPU`; `auto` means `fast` on the CPU only.
+
+    Returns:
+        `native` or `fast`.
+    """
     if conv_impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)}, got {conv_impl!r}")
-    if conv_impl == "auto":
-        return "native"
-    return conv_impl
+    if conv_impl != "auto":
+        return conv_impl
+    if device_target not in DEVICE_TARGETS:
+        raise ValueError(f"device_target must be one of {', '.join(DEVICE_TARGETS)}, got {device_target!r}")
+    return "fast" if device_target == "CPU" else "native"
+
+
+# Below this many output pixels per image, the CPU's native 1x1 conv (one small GEMM per
+# image) loses to one GEMM over the whole batch; at 8x8 and above it wins (measured).
+NATIVE_POINTWISE_MIN_PIXELS = 16
+
+
+def _batch_matmul(kernels, columns, out_pixels: int):
+    """(groups, out/groups, K) x (B, groups, K, pixels) -> (B, groups, out/groups, pixels).
+
+    Two layouts of the same product, chosen by which costs less memory traffic:
+    - broadcast the kernels over the batch: one copy of the weights per image, cheap when
+      the images have many pixels;
+    - fold the batch into the GEMM's columns: two transposes of the activations, cheap when
+      the images have few pixels (deep stages; at 1x1 pixels the broadcast copy of the
+      weights is out/groups times larger than the activations).
+    The `BatchMatMul` primitive is used instead of `ops.matmul`, whose broadcasting backward
+    adds two full transposes of the columns (measured: ~25% of the conv's train time).
+    """
+    batch, groups, depth, _ = columns.shape
+    per_group = kernels.shape[1]
+    if out_pixels >= per_group:
+        kernels = ops.broadcast_to(kernels.expand_dims(0), (batch, groups, per_group, depth))
+        return ops.BatchMatMul()(kernels, columns)
+    folded = columns.transpose(1, 2, 0, 3).reshape(groups, depth, batch * out_pixels)
+    out = ops.BatchMatMul()(kernels, folded).reshape(groups, per_group, batch, out_pixels)
+    return out.transpose(2, 0, 1, 3)
+
+
+def conv2d_gemm(x, weight, stride: int, padding: int, dilation: int, groups: int):
+    """A (grouped) convolution as im2col (`ops.unfold`) followed by a batched GEMM.
+
+    `unfold` lays each column out as (channel, kernel row, kernel column), the same order as
+    the flattened `weight` of shape (out, in/groups, k, k), so group g of the columns meets
+    group g of the weights without any transpose. Its gradient is col2im (`ops.fold`).
+    A 1x1 conv needs no im2col, only the stride's subsampling.
+    """
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel, _ = weight.shape
+    out_height = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    out_width = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    columns = x
+    if kernel > 1 or stride > 1:
+        columns = ops.unfold(x, kernel, dilation, padding, stride)  # (B, C*k*k, H'*W')
+    columns = columns.reshape(batch, groups, channels // groups * kernel * kernel, out_height * out_width)
+    kernels = weight.reshape(groups, out_channels // groups, -1)
+    out = _batch_matmul(kernels, columns, out_height * out_width)
+    return out.reshape(batch, out_channels, out_height, out_width)
+
+
+def conv2d_fast(x, weight, stride: int, padding: int, dilation: int, groups: int):
+    """The `fast` implementation: the native kernel where it is fast, the GEMM elsewhere.
+
+    MindSpore's CPU convs run in plain NCHW layout; only the unstrided 1x1 conv on images of
+    8x8 pixels or more is fast. A strided 1x1 conv is 100x slower than the unstrided one, so
+    it subsamples first (a 1x1 `unfold` with the stride) and then takes the same decision.
+    Shapes are static in graph mode, so the branch is resolved at compile time.
+    """
+    kernel = weight.shape[2]
+    if kernel == 1 and groups == 1:
+        if stride > 1:
+            batch, channels, height, width = x.shape
+            x = ops.unfold(x, 1, 1, 0, stride).reshape(
+                batch, channels, (height - 1) // stride + 1, (width - 1) // stride + 1)
+        if x.shape[2] * x.shape[3] >= NATIVE_POINTWISE_MIN_PIXELS:
+            return ops.conv2d(x, weight, None, 1, "valid", 0, 1, 1)
+        return conv2d_gemm(x, weight, 1, 0, 1, 1)
+    return conv2d_gemm(x, weight, stride, padding, dilation, groups)
 
 
 class Conv2d(nn.Cell):
@@ -25,6 +110,7 @@ class Conv2d(nn.Cell):
     Padding is always explicit (`pad_mode='pad'`), never `'same'`: a dilated conv exported
     with `'same'` becomes ONNX `auto_pad=SAME_UPPER`, which ONNX Runtime refuses.
     The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline.
+    With `conv_impl='fast'` the computation is `conv2d_fast`; the parameter is the same.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -39,11 +125,15 @@ class Conv2d(nn.Cell):
         self.dilation = dilation
         self.groups = groups
         self.padding = dilation * (kernel_size - 1) // 2
+        if conv_impl not in ("native", "fast"):
+            raise ValueError(f"conv_impl must be 'native' or 'fast' (resolve 'auto' first), got {conv_impl!r}")
         self.conv_impl = conv_impl
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
 
     def construct(self, x):
+        if self.conv_impl == "fast":
+            return conv2d_fast(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
         return ops.conv2d(x, self.weight, None, self.stride, "pad", self.padding, self.dilation, self.groups)
 
     def extend_repr(self):

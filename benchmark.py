@@ -1,0 +1,174 @@
+"""Throughput and memory of SKNet for one or two conv implementations, side by side.
+
+    python benchmark.py --device_target CPU --batch_size 32 --image_size 224 --conv_impl native,fast
+
+For each implementation a fresh subprocess builds the network and measures, on random
+data: the compile time of the training graph, train-step images/s (loss, backward,
+Momentum update), eval images/s (forward in inference mode), MINDIR inference images/s
+(`mindspore.export` + `nn.GraphCell(mindspore.load(...))`) and the peak resident memory.
+Each rate is the median of `--steps` timed steps after `--warmup` untimed ones. A separate
+process per implementation makes the peak memory attributable; running both in one call
+keeps the ratio meaningful on a shared, noisy machine.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from src.errors import UserError, run_cli
+from src.sknet50 import MODELS, STEM_TYPES
+from src.util import CONV_IMPLS, DEVICE_TARGETS
+
+RESULT_PREFIX = "BENCHMARK_RESULT "
+# (key, label, format, higher_is_better)
+METRICS = (
+    ("train_img_s", "train step, img/s", "{:.2f}", True),
+    ("eval_img_s", "eval (forward), img/s", "{:.2f}", True),
+    ("mindir_img_s", "MINDIR inference, img/s", "{:.2f}", True),
+    ("peak_rss_gb", "peak RSS, GB", "{:.2f}", False),
+    ("train_compile_s", "train graph compile, s", "{:.1f}", False),
+    ("train_step_s", "train step, s (median)", "{:.3f}", False),
+)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device_target", default="CPU", help=" | ".join(DEVICE_TARGETS))
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--image_size", type=int, default=32)
+    parser.add_argument("--conv_impl", default="native,fast",
+                        help="one implementation or two separated by a comma, e.g. native,fast")
+    parser.add_argument("--arch", default="sknet50", help=" | ".join(MODELS))
+    parser.add_argument("--stem_type", default="imagenet", help=" | ".join(STEM_TYPES))
+    parser.add_argument("--class_num", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps; the median is reported")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one implementation
+    args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Reject bad flags with one line that names the flag and the fix."""
+    if args.device_target not in DEVICE_TARGETS:
+        raise UserError(f"--device_target {args.device_target!r} is unknown; use one of {', '.join(DEVICE_TARGETS)}")
+    impls = args.conv_impl.split(",")
+    if not 1 <= len(impls) <= 2 or any(impl not in CONV_IMPLS for impl in impls):
+        raise UserError(f"--conv_impl {args.conv_impl!r}: give one or two of {', '.join(CONV_IMPLS)} "
+                        "separated by a comma, e.g. native,fast")
+    if args.arch not in MODELS:
+        raise UserError(f"--arch {args.arch!r} is unknown; use one of {', '.join(MODELS)}")
+    if args.stem_type not in STEM_TYPES:
+        raise UserError(f"--stem_type {args.stem_type!r} is unknown; use one of {', '.join(STEM_TYPES)}")
+    for flag in ("batch_size", "image_size", "class_num", "steps"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.warmup < 0:
+        raise UserError(f"--warmup must be 0 or more, got {args.warmup}")
+
+
+def median_seconds(step, inputs: tuple, warmup: int, steps: int) -> float:
+    """Median wall time of `step(*inputs)`, synchronised by copying the result to the host."""
+    for _ in range(warmup):
+        step(*inputs).asnumpy()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step(*inputs).asnumpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
+    """Run every measurement for one implementation in this process; returns the metrics."""
+    import numpy as np
+    import mindspore as ms
+    from mindspore import nn
+
+    from src.CrossEntropySmooth import CrossEntropySmooth
+    from src.sknet50 import create_model
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device(args.device_target)
+    ms.set_seed(1)
+    rng = np.random.default_rng(0)
+    images = ms.Tensor(rng.standard_normal((args.batch_size, 3, args.image_size, args.image_size), dtype=np.float32))
+    labels = ms.Tensor(rng.integers(0, args.class_num, args.batch_size).astype(np.int32))
+    net = create_model(args.arch, args.class_num, stem_type=args.stem_type, conv_impl=conv_impl,
+                       device_target=args.device_target)
+    loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=args.class_num)
+    optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
+    train_step = nn.TrainOneStepCell(nn.WithLossCell(net, loss), optimizer)
+    train_step.set_train(True)
+    start = time.perf_counter()
+    train_step.compile(images, labels)
+    result = {"train_compile_s": time.perf_counter() - start}
+    result["train_step_s"] = median_seconds(train_step, (images, labels), args.warmup, args.steps)
+    result["train_img_s"] = args.batch_size / result["train_step_s"]
+
+    net.set_train(False)
+    result["eval_img_s"] = args.batch_size / median_seconds(net, (images,), args.warmup, args.steps)
+
+    with tempfile.TemporaryDirectory(prefix="sknet_benchmark_") as tmp:
+        path = os.path.join(tmp, "net")
+        ms.export(net, images, file_name=path, file_format="MINDIR")
+        graph = nn.GraphCell(ms.load(f"{path}.mindir"))
+        result["mindir_img_s"] = args.batch_size / median_seconds(graph, (images,), args.warmup, args.steps)
+    # ru_maxrss is in KiB on Linux: the peak of this process, i.e. of this implementation alone.
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return result
+
+
+def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
+    """Measure `conv_impl` in a fresh interpreter and return its metrics."""
+    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--worker", conv_impl]
+    print(f"measuring conv_impl={conv_impl} ...", file=sys.stderr, flush=True)
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"the benchmark of conv_impl={conv_impl} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
+    """A Markdown table: one column per implementation, and the ratio of the second to the first."""
+    header = ["metric", *impls]
+    if len(impls) == 2:
+        header.append(f"{impls[1]} / {impls[0]}")
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, label, fmt, _ in METRICS:
+        cells = [label, *(fmt.format(r[key]) for r in results)]
+        if len(impls) == 2:
+            cells.append(f"{results[1][key] / results[0][key]:.2f}x")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
+    if args.worker is not None:
+        print(RESULT_PREFIX + json.dumps(measure(args, args.worker)), flush=True)
+        # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
+        os._exit(0)
+    impls = args.conv_impl.split(",")
+    results = [run_worker(args, impl) for impl in impls]
+    print(f"# SKNet benchmark, {datetime.date.today().isoformat()}, {platform.node()}, {os.cpu_count()} CPUs")
+    print(f"# arch={args.arch} stem_type={args.stem_type} device_target={args.device_target} "
+          f"batch_size={args.batch_size} image_size={args.image_size} fp32, GRAPH mode; "
+          f"warm-up {args.warmup}, median of {args.steps} steps")
+    print(format_table(impls, results))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
