@@ -8,7 +8,8 @@ Momentum update), eval images/s (forward in inference mode), MINDIR inference im
 (`mindspore.export` + `nn.GraphCell(mindspore.load(...))`) and the peak resident memory.
 Each rate is the median of `--steps` timed steps after `--warmup` untimed ones. A separate
 process per implementation makes the peak memory attributable; running both in one call
-keeps the ratio meaningful on a shared, noisy machine.
+(alternately, `--rounds` times, reporting medians) keeps the ratio meaningful on a shared,
+noisy machine.
 """
 import argparse
 import datetime
@@ -51,6 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--class_num", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
     parser.add_argument("--steps", type=int, default=5, help="timed steps; the median is reported")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the implementations alternately this many times and report medians, "
+                             "so that a load change on a shared machine hits both")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one implementation
     args = parser.parse_args(argv)
     check_args(args)
@@ -69,7 +73,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--arch {args.arch!r} is unknown; use one of {', '.join(MODELS)}")
     if args.stem_type not in STEM_TYPES:
         raise UserError(f"--stem_type {args.stem_type!r} is unknown; use one of {', '.join(STEM_TYPES)}")
-    for flag in ("batch_size", "image_size", "class_num", "steps"):
+    for flag in ("batch_size", "image_size", "class_num", "steps", "rounds"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.warmup < 0:
@@ -140,6 +144,13 @@ def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
     return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
+def combine_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each metric over rounds; for the peak memory, the largest."""
+    combined = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    combined["peak_rss_gb"] = max(r["peak_rss_gb"] for r in rounds)
+    return combined
+
+
 def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
     """A Markdown table: one column per implementation, and the ratio of the second to the first."""
     header = ["metric", *impls]
@@ -161,11 +172,16 @@ def main() -> int:
         # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
         os._exit(0)
     impls = args.conv_impl.split(",")
-    results = [run_worker(args, impl) for impl in impls]
+    rounds = {impl: [] for impl in impls}
+    for _ in range(args.rounds):
+        for impl in impls:
+            rounds[impl].append(run_worker(args, impl))
+    results = [combine_rounds(rounds[impl]) for impl in impls]
     print(f"# SKNet benchmark, {datetime.date.today().isoformat()}, {platform.node()}, {os.cpu_count()} CPUs")
     print(f"# arch={args.arch} stem_type={args.stem_type} device_target={args.device_target} "
           f"batch_size={args.batch_size} image_size={args.image_size} fp32, GRAPH mode; "
-          f"warm-up {args.warmup}, median of {args.steps} steps")
+          f"warm-up {args.warmup}, median of {args.steps} steps; {args.rounds} round(s), "
+          "each implementation in its own process")
     print(format_table(impls, results))
     return 0
 
