@@ -28,14 +28,15 @@ from src.sknet50 import MODELS, STEM_TYPES
 from src.util import CONV_IMPLS, DEVICE_TARGETS
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
-# (key, label, format, higher_is_better)
+# (key, label, format)
 METRICS = (
-    ("train_img_s", "train step, img/s", "{:.2f}", True),
-    ("eval_img_s", "eval (forward), img/s", "{:.2f}", True),
-    ("mindir_img_s", "MINDIR inference, img/s", "{:.2f}", True),
-    ("peak_rss_gb", "peak RSS, GB", "{:.2f}", False),
-    ("train_compile_s", "train graph compile, s", "{:.1f}", False),
-    ("train_step_s", "train step, s (median)", "{:.3f}", False),
+    ("train_img_s", "train step, img/s", "{:.2f}"),
+    ("eval_img_s", "eval (forward), img/s", "{:.2f}"),
+    ("mindir_img_s", "MINDIR inference, img/s", "{:.2f}"),
+    ("train_peak_rss_gb", "peak RSS during training, GB", "{:.2f}"),
+    ("peak_rss_gb", "peak RSS (whole run), GB", "{:.2f}"),
+    ("train_compile_s", "train graph compile, s", "{:.1f}"),
+    ("train_step_s", "train step, s (median)", "{:.3f}"),
 )
 
 
@@ -92,8 +93,18 @@ def median_seconds(step, inputs: tuple, warmup: int, steps: int) -> float:
     return statistics.median(times)
 
 
-def measure(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
-    """Run every measurement for one implementation in this process; returns the metrics."""
+def peak_rss_gb() -> float:
+    """The peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def report(result: dict[str, float]) -> None:
+    """Print the metrics measured so far, so that a worker killed later (e.g. out of memory) still counts."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def measure(args: argparse.Namespace, conv_impl: str) -> None:
+    """Run every measurement for one implementation in this process, reporting after each phase."""
     import numpy as np
     import mindspore as ms
     from mindspore import nn
@@ -118,18 +129,21 @@ def measure(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
     result = {"train_compile_s": time.perf_counter() - start}
     result["train_step_s"] = median_seconds(train_step, (images, labels), args.warmup, args.steps)
     result["train_img_s"] = args.batch_size / result["train_step_s"]
+    result["train_peak_rss_gb"] = result["peak_rss_gb"] = peak_rss_gb()
+    report(result)
 
     net.set_train(False)
     result["eval_img_s"] = args.batch_size / median_seconds(net, (images,), args.warmup, args.steps)
+    result["peak_rss_gb"] = peak_rss_gb()
+    report(result)
 
     with tempfile.TemporaryDirectory(prefix="sknet_benchmark_") as tmp:
         path = os.path.join(tmp, "net")
         ms.export(net, images, file_name=path, file_format="MINDIR")
         graph = nn.GraphCell(ms.load(f"{path}.mindir"))
         result["mindir_img_s"] = args.batch_size / median_seconds(graph, (images,), args.warmup, args.steps)
-    # ru_maxrss is in KiB on Linux: the peak of this process, i.e. of this implementation alone.
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return result
+    result["peak_rss_gb"] = peak_rss_gb()
+    report(result)
 
 
 def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
@@ -138,16 +152,21 @@ def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
     print(f"measuring conv_impl={conv_impl} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if proc.returncode != 0 or not lines:
+    if not lines:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"the benchmark of conv_impl={conv_impl} failed (exit {proc.returncode}):\n{tail}")
+    if proc.returncode != 0:
+        print(f"warning: conv_impl={conv_impl} stopped early (exit {proc.returncode}; -9 is usually out of "
+              "memory); the phases it finished are reported", file=sys.stderr, flush=True)
     return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
 def combine_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
     """The median of each metric over rounds; for the peak memory, the largest."""
-    combined = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-    combined["peak_rss_gb"] = max(r["peak_rss_gb"] for r in rounds)
+    keys = set.intersection(*(set(r) for r in rounds))
+    combined = {key: statistics.median(r[key] for r in rounds) for key in keys}
+    for key in ("train_peak_rss_gb", "peak_rss_gb"):
+        combined[key] = max(r[key] for r in rounds)
     return combined
 
 
@@ -157,10 +176,11 @@ def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
     if len(impls) == 2:
         header.append(f"{impls[1]} / {impls[0]}")
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key, label, fmt, _ in METRICS:
-        cells = [label, *(fmt.format(r[key]) for r in results)]
+    for key, label, fmt in METRICS:
+        cells = [label, *(fmt.format(r[key]) if key in r else "not measured" for r in results)]
         if len(impls) == 2:
-            cells.append(f"{results[1][key] / results[0][key]:.2f}x")
+            both = all(key in r for r in results)
+            cells.append(f"{results[1][key] / results[0][key]:.2f}x" if both else "-")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -168,7 +188,7 @@ def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
 def main() -> int:
     args = parse_args(sys.argv[1:])
     if args.worker is not None:
-        print(RESULT_PREFIX + json.dumps(measure(args, args.worker)), flush=True)
+        measure(args, args.worker)
         # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
         os._exit(0)
     impls = args.conv_impl.split(",")
