@@ -192,3 +192,24 @@ def test_pre_trained_skips_only_the_classifier_and_refuses_other_networks(straig
     np.testing.assert_array_equal(five_classes.stem.conv.weight.asnumpy(), params["stem.conv.weight"])
     with pytest.raises(UserError, match="does not fit the network"):
         load_pre_trained(create_model("sknet_tiny", 10, stem_type="imagenet"), best)
+
+
+@pytest.mark.slow
+def test_eval_mindir_with_fixed_batch_matches_the_checkpoint(straight_run, data, tmp_path):
+    import mindspore as ms
+    straight, _ = straight_run
+    best = os.path.join(straight, "best.ckpt")
+    net = create_model("sknet_tiny", 10, stem_type="cifar")
+    load_pre_trained(net, best)
+    net.set_train(False)
+    # Batch 8 over 20 test images: the last batch of 4 must be padded, and the padding dropped.
+    ms.export(net, ms.Tensor(np.zeros((8, 3, 32, 32), np.float32)), file_name=str(tmp_path / "tiny"),
+              file_format="MINDIR")
+    outputs = {}
+    for name, path in (("mindir", str(tmp_path / "tiny.mindir")), ("ckpt", best)):
+        result_json = str(tmp_path / f"{name}.json")
+        assert evaluate_checkpoints(_config(data, path, "--result_json", result_json), Placement("CPU")) == 0
+        outputs[name] = json.load(open(result_json))["results"][0]
+    assert outputs["mindir"]["images"] == 20
+    assert outputs["mindir"]["predictions"] == outputs["ckpt"]["predictions"]
+    assert abs(outputs["mindir"]["loss"] - outputs["ckpt"]["loss"]) < 1e-4
