@@ -1,13 +1,9 @@
-"""Helpers for the launcher tests: run a script in scripts/, fake tools on PATH, tiny CIFAR data."""
+"""Helpers for the launcher tests: run a script in scripts/, fake tools on PATH, free ports."""
 import os
 import socket
 import stat
 import subprocess
 import sys
-
-import numpy as np
-
-from src.dataset import EVAL_FILES, TRAIN_DIR, TRAIN_FILES, write_cifar10_bin
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS_DIR = os.path.join(REPO_ROOT, "scripts")
@@ -47,15 +43,3 @@ def fake_tool_env(bin_dir: str, **tools: str) -> dict[str, str]:
             body = f'if [ "$1" = -c ]; then exec "{sys.executable}" "$@"; fi\n{body}'
         write_executable(os.path.join(bin_dir, name), f"#!/usr/bin/env bash\n{body}\n")
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-
-
-def write_tiny_cifar(root: str, records_per_file: int, seed: int = 0) -> str:
-    """A CIFAR-10 binary folder (data_batch_1..5.bin, test_batch.bin) of random images; returns it."""
-    folder = os.path.join(root, TRAIN_DIR)
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for name in TRAIN_FILES + EVAL_FILES:
-        images = rng.integers(0, 256, size=(records_per_file, 32, 32, 3), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=records_per_file, dtype=np.uint8)
-        write_cifar10_bin(os.path.join(folder, name), images, labels)
-    return folder

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.launcher_helpers import SCRIPTS_DIR, fake_tool_env, run_script, write_tiny_cifar
+from tests.cifar_data import write_cifar_layout
+from tests.launcher_helpers import SCRIPTS_DIR, fake_tool_env, run_script
 
 SCRIPTS = sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.sh")))
 LAUNCHERS = ["run_distribute_train.sh", "run_distribute_train_gpu.sh", "run_standalone_train.sh", "run_eval.sh"]
@@ -20,9 +21,7 @@ RECORDING_MSRUN = ('printf "%s\\n" "$@" > "$FAKE_RECORD"; echo "RANK_TABLE_FILE=
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("cifar"))
-    write_tiny_cifar(root, records_per_file=4)
-    return root
+    return write_cifar_layout(str(tmp_path_factory.mktemp("cifar")), per_train_file=4, test_count=4)
 
 
 @pytest.fixture
