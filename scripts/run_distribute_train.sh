@@ -16,7 +16,7 @@ Environment:
   DEVICE_TARGET     Ascend (default) | GPU | CPU   (run_distribute_train_gpu.sh sets GPU)
   LOCAL_DEVICE_NUM  ranks on this machine (default DEVICE_NUM; set it with several machines)
   NODE_RANK         this machine's index, 0 on the master (required with several machines)
-  MASTER_ADDR       address of the NODE_RANK=0 machine (default 127.0.0.1)
+  MASTER_ADDR       address of the NODE_RANK=0 machine (default 127.0.0.1, for one machine)
   MASTER_PORT       a free port on that machine (default 8118)
   CLUSTER_TIMEOUT   seconds the ranks wait for each other to start (default 600)
   JOB_TIMEOUT       stop the whole job after this many seconds, exit code 124 (default 0: no limit)
@@ -62,6 +62,12 @@ fi
 NODE_RANK="${NODE_RANK:-0}"
 require_non_negative_int NODE_RANK "$NODE_RANK"
 ((NODE_RANK < NODE_NUM)) || usage_error "NODE_RANK=$NODE_RANK must be below the number of machines, $NODE_NUM"
+# msrun starts its scheduler wherever MASTER_ADDR is a local address; a loopback address on another
+# machine would start a second, separate cluster there. (To try several "machines" on one host, give
+# NODE_RANK>0 MASTER_ADDR=0.0.0.0, which connects to this host but is not one of its addresses.)
+if [[ -z ${RANK_TABLE_FILE:-} ]] && ((NODE_RANK > 0)) && [[ $MASTER_ADDR =~ ^(127\.|localhost$|::1$) ]]; then
+  usage_error "NODE_RANK=$NODE_RANK needs MASTER_ADDR, the address of the NODE_RANK=0 machine, not $MASTER_ADDR"
+fi
 if [[ -n ${RANK_TABLE_FILE:-} ]]; then
   [[ $DEVICE_TARGET == Ascend ]] || usage_error "RANK_TABLE_FILE is for Ascend only; unset it for DEVICE_TARGET=$DEVICE_TARGET"
   RANK_TABLE_FILE="$(abs_path "$RANK_TABLE_FILE")"

@@ -63,6 +63,8 @@ BAD_DISTRIBUTED_INPUT = [
     (["{data}", "4"], {"LOCAL_DEVICE_NUM": "3", "NODE_RANK": "0"}, "not a multiple of LOCAL_DEVICE_NUM=3"),
     (["{data}", "4"], {"LOCAL_DEVICE_NUM": "2"}, "NODE_RANK is not set"),
     (["{data}", "4"], {"LOCAL_DEVICE_NUM": "2", "NODE_RANK": "2"}, "NODE_RANK=2 must be below"),
+    (["{data}", "4"], {"LOCAL_DEVICE_NUM": "2", "NODE_RANK": "1"}, "NODE_RANK=1 needs MASTER_ADDR"),
+    (["{data}", "4"], {"LOCAL_DEVICE_NUM": "2", "NODE_RANK": "1", "MASTER_ADDR": "localhost"}, "not localhost"),
     (["{data}", "2"], {"MASTER_PORT": "80"}, "MASTER_PORT must be a port number"),
     (["{data}", "2"], {"JOB_TIMEOUT": "1h"}, "JOB_TIMEOUT must be 0 or a positive integer"),
     (["{data}", "2"], {"CLUSTER_TIMEOUT": "0"}, "CLUSTER_TIMEOUT must be a positive integer"),
