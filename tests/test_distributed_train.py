@@ -199,3 +199,17 @@ def test_job_timeout_stops_msrun_and_every_rank(data_path, tmp_path):
     assert launcher.returncode == 124, output[-3000:]
     assert "stopped after JOB_TIMEOUT=20 seconds" in output
     assert processes_with(marker) == []
+
+
+@pytest.mark.parametrize("scale, factor", [("false", 1), ("true", 8)])
+def test_lr_scales_with_the_device_count_only_when_asked(scale, factor):
+    from src.config import load_config
+    from src.device import Placement
+    from src.trainer import Trainer
+
+    cfg = load_config(["--device_target", "CPU", "--lr_scale_with_devices", scale, "--epoch_size", "10",
+                       "--warmup_epochs", "2"])
+    one = Trainer(cfg, Placement("CPU"))._learning_rates(steps_per_epoch=5, start_step=0)
+    eight = Trainer(cfg, Placement("CPU", rank_id=3, rank_size=8))._learning_rates(steps_per_epoch=5, start_step=0)
+    np.testing.assert_allclose(eight, one * factor, rtol=1e-6)
+    assert one.max() == pytest.approx(cfg.lr_max, rel=1e-6)
