@@ -213,3 +213,10 @@ def test_eval_mindir_with_fixed_batch_matches_the_checkpoint(straight_run, data,
     assert outputs["mindir"]["images"] == 20
     assert outputs["mindir"]["predictions"] == outputs["ckpt"]["predictions"]
     assert abs(outputs["mindir"]["loss"] - outputs["ckpt"]["loss"]) < 1e-4
+
+
+@pytest.mark.parametrize("flag, value", [("save_checkpoint_epochs", "0"), ("epoch_size", "0"), ("eval_interval", "-1")])
+def test_impossible_counts_are_refused_before_anything_starts(flag, value):
+    from src.trainer import Trainer
+    with pytest.raises(UserError, match=f"--{flag} must be"):
+        Trainer(load_config([*MODEL, f"--{flag}", value]), Placement("CPU"))
