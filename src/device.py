@@ -64,7 +64,9 @@ def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool =
                         "--device_target CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
     if run_distribute:
-        ms.set_device(device_target)  # msrun assigns each rank its device
+        # msrun (which sets MS_ROLE) assigns each rank its device; the classic Ascend rank-table launch
+        # (scripts/run_distribute_train.sh with RANK_TABLE_FILE) passes each rank its --device_id.
+        ms.set_device(device_target, None if os.environ.get("MS_ROLE") else device_id)
         from mindspore.communication import get_group_size, get_rank, init
         try:
             init()

@@ -23,6 +23,7 @@ from src.dataset import create_dataset, download_for_training
 from src.device import Placement, resolve_amp_level
 from src.errors import UserError
 from src.evaluate import EvalResult, evaluate
+from src.fingerprint import weights_fingerprint
 from src.lr_generator import get_lr
 from src.sknet50 import create_model
 from src.train_log import MetricsCSV, TrainLog
@@ -254,6 +255,8 @@ class Trainer:
                 metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                top1=None if result is None else f"{result.top1:.6f}",
                                top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
+        # Every rank logs it: data-parallel ranks must agree (tests/test_distributed_train.py checks).
+        self.say(f"final weights fingerprint {weights_fingerprint(net)}")
         if place.is_main:
             best = f"; best top1 {state.best_top1:.2%} in {BEST_NAME}" if state.best_top1 is not None else ""
             self.say(f"done: {cfg.epoch_size} epochs, {state.global_step} steps, in "
