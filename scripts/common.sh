@@ -19,6 +19,18 @@ abs_path() {
   realpath -m -- "$1"
 }
 
+# optional_positional NAME DEFAULT ARGS...: set NAME to the first of ARGS, or to DEFAULT when there is
+# none or it is a flag (--key); POSITIONAL_USED says how many arguments the caller must shift (0 or 1).
+# shellcheck disable=SC2034  # POSITIONAL_USED is read by the launcher that sources this file
+optional_positional() {
+  POSITIONAL_USED=0
+  printf -v "$1" '%s' "$2"
+  if (($# >= 3)) && [[ $3 != --* ]]; then
+    printf -v "$1" '%s' "$3"
+    POSITIONAL_USED=1
+  fi
+}
+
 # require_positive_int NAME VALUE
 require_positive_int() {
   [[ $2 =~ ^[1-9][0-9]*$ ]] || usage_error "$1 must be a positive integer, got '$2'"

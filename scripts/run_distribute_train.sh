@@ -33,11 +33,8 @@ source "$SCRIPT_DIR/common.sh"
 (($# >= 1)) || usage_error "DATA_PATH is missing"
 DATA_PATH="$(abs_path "$1")"
 shift
-DEVICE_NUM=8
-if (($# >= 1)) && [[ $1 != --* ]]; then
-  DEVICE_NUM="$1"
-  shift
-fi
+optional_positional DEVICE_NUM 8 "$@"
+shift "$POSITIONAL_USED"
 require_positive_int DEVICE_NUM "$DEVICE_NUM"
 require_device_target
 LOCAL_DEVICE_NUM="${LOCAL_DEVICE_NUM:-$DEVICE_NUM}"

@@ -25,11 +25,8 @@ source "$SCRIPT_DIR/common.sh"
 DATA_PATH="$(abs_path "$1")"
 CHECKPOINT_PATH="$(abs_path "$2")"
 shift 2
-DEVICE_ID=0
-if (($# >= 1)) && [[ $1 != --* ]]; then
-  DEVICE_ID="$1"
-  shift
-fi
+optional_positional DEVICE_ID 0 "$@"
+shift "$POSITIONAL_USED"
 require_non_negative_int DEVICE_ID "$DEVICE_ID"
 require_device_target
 set_job_timeout INT --foreground

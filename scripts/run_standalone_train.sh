@@ -23,11 +23,8 @@ source "$SCRIPT_DIR/common.sh"
 (($# >= 1)) || usage_error "DATA_PATH is missing"
 DATA_PATH="$(abs_path "$1")"
 shift
-DEVICE_ID=0
-if (($# >= 1)) && [[ $1 != --* ]]; then
-  DEVICE_ID="$1"
-  shift
-fi
+optional_positional DEVICE_ID 0 "$@"
+shift "$POSITIONAL_USED"
 require_non_negative_int DEVICE_ID "$DEVICE_ID"
 require_device_target
 set_job_timeout INT --foreground

@@ -4,6 +4,7 @@ runs the real thing on CPU workers."""
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -170,9 +171,9 @@ def test_job_timeout_interrupts_msrun_and_exits_124(data_root, tmp_path):
 FAKE_RANK = """echo "RANK_ID=$RANK_ID DEVICE_ID=$DEVICE_ID RANK_SIZE=$RANK_SIZE RANK_TABLE_FILE=$RANK_TABLE_FILE"
 echo "ARGS $*"
 sleep "${FAKE_SECONDS:-0}" &
-echo $! > "$FAKE_PIDS/$RANK_ID"
+echo $! > "$FAKE_PIDS/$RANK_ID.tmp" && mv "$FAKE_PIDS/$RANK_ID.tmp" "$FAKE_PIDS/$RANK_ID"
 if [ "$RANK_ID" = "${FAIL_RANK:-}" ]; then
-  while [ "$(ls "$FAKE_PIDS" | wc -l)" -lt "$RANK_SIZE" ]; do sleep 0.1; done
+  while [ "$(ls "$FAKE_PIDS" | grep -cv tmp)" -lt "$RANK_SIZE" ]; do sleep 0.1; done
   exit 3
 fi
 wait
@@ -211,6 +212,12 @@ def test_rank_table_on_the_second_of_two_machines_numbers_ranks_after_the_first(
         assert handle.readline().startswith("RANK_ID=3 DEVICE_ID=1 RANK_SIZE=4 ")
 
 
+def recorded_pids(env) -> list[int]:
+    """The pids the fake ranks recorded (each file is complete: it is renamed into place)."""
+    folder = env["FAKE_PIDS"]
+    return [int(open(os.path.join(folder, name)).read()) for name in os.listdir(folder) if not name.endswith(".tmp")]
+
+
 def pid_running(pid: int) -> bool:
     """True while the process exists and is not a zombie waiting to be reaped."""
     try:
@@ -226,7 +233,7 @@ def test_rank_table_launch_stops_all_ranks_when_one_fails(data_root, rank_table_
     result = run_script("run_distribute_train.sh", [data_root, "3"], env=env, timeout=60)
     assert result.returncode == 3, result.stderr
     assert "a rank exited with code 3" in result.stderr
-    pids = [int(open(os.path.join(env["FAKE_PIDS"], name)).read()) for name in os.listdir(env["FAKE_PIDS"])]
+    pids = recorded_pids(env)
     assert len(pids) == 3
     for _ in range(50):  # SIGTERM is asynchronous: give the children a moment to go
         if not any(pid_running(pid) for pid in pids):
@@ -255,3 +262,39 @@ def test_standalone_and_eval_run_in_the_foreground_with_a_log(data_root, tmp_pat
     assert result.returncode == 5
     with open(tmp_path / "eval_logs" / "eval.log", encoding="utf-8") as handle:
         assert f"--checkpoint_path {os.path.realpath(data_root)} --device_target CPU --device_id 0" in handle.read()
+
+
+def interrupt_like_ctrl_c(args: list[str], env: dict[str, str], ready) -> subprocess.Popen:
+    """Start a launcher in its own process group, wait until `ready()`, then SIGINT the group."""
+    launcher = subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), *args],
+                                env=dict(os.environ, **env), start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if ready():
+            break
+        time.sleep(0.1)
+    os.killpg(launcher.pid, signal.SIGINT)
+    launcher.communicate(timeout=60)
+    return launcher
+
+
+def test_ctrl_c_stops_msrun_and_exits_130(data_root, tmp_path):
+    # msrun stops its workers on SIGINT and exits 0; the launcher must not report success.
+    started, interrupted = tmp_path / "started", tmp_path / "interrupted"
+    env = fake_tool_env(str(tmp_path / "bin"), msrun=f'trap \'touch "{interrupted}"; kill $!; exit 0\' INT\n'
+                                                       f'touch "{started}"; sleep 300 & wait')
+    env.update(LOG_DIR=str(tmp_path / "logs"))
+    launcher = interrupt_like_ctrl_c([data_root, "2"], env, started.exists)
+    assert launcher.returncode == 130 and interrupted.exists()
+
+
+def test_ctrl_c_stops_every_rank_of_a_rank_table_launch(data_root, rank_table_env):
+    env = {**rank_table_env, "FAKE_SECONDS": "300"}
+    launcher = interrupt_like_ctrl_c([data_root, "3"], env, lambda: len(recorded_pids(env)) == 3)
+    assert launcher.returncode == 130
+    pids = recorded_pids(env)
+    for _ in range(50):
+        if not any(pid_running(pid) for pid in pids):
+            break
+        time.sleep(0.1)
+    assert len(pids) == 3 and not any(pid_running(pid) for pid in pids)
