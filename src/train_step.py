@@ -1,8 +1,9 @@
 """One optimizer step with a fixed or a dynamic loss scale, and what a non-finite loss means.
 
 - `fixed` (the seed recipe): the loss is scaled by a constant; every step updates the weights. A NaN
-  or inf loss means the weights are already broken, so the run must stop (`NonFiniteLoss`) and
-  nothing after the last checkpoint may be saved.
+  or inf loss means the weights are already broken, so the run must stop (`TrainingDiverged`) and
+  nothing after the last checkpoint may be saved. The loss can also stay finite over broken
+  weights (a ReLU turns NaN into 0 on the CPU), so the weights are checked before every save too.
 - `dynamic`: MindSpore's `TrainOneStepWithLossScaleCell` checks the gradients; a step whose
   gradients overflow is skipped (no update) and the scale is halved, and it grows again after
   `scale_window` good steps. The trainer counts the skipped steps in its log.
@@ -11,7 +12,8 @@ import math
 from dataclasses import dataclass
 
 import mindspore as ms
-from mindspore import nn, ops
+import numpy as np
+from mindspore import ParameterTuple, nn, ops
 
 from src.errors import UserError
 
@@ -19,8 +21,8 @@ LOSS_SCALE_TYPES = ("fixed", "dynamic")
 SCALE_FACTOR, SCALE_WINDOW = 2, 1000  # MindSpore's defaults for DynamicLossScaleManager
 
 
-class NonFiniteLoss(UserError):
-    """A NaN or inf loss of a step that updated the weights: they can no longer be trusted."""
+class TrainingDiverged(UserError):
+    """A NaN or inf loss of a step that updated the weights, or NaN/inf weights: nothing to save."""
 
 
 @dataclass
@@ -30,17 +32,31 @@ class StepResult:
     loss_scale: float   # the scale after this step
 
 
-class _DynamicLossScaleStep(nn.TrainOneStepWithLossScaleCell):
-    """MindSpore's dynamic-loss-scale step, with an overflow check that also runs on the CPU.
+def _keep_unless_skipped(skipped, statistic, before_step):
+    return ops.assign(statistic, ops.select(skipped, before_step, statistic))
 
-    The stock check uses NPU float-status kernels (Ascend) or FloatStatus (GPU); the CPU has
-    neither. There the gradients, already averaged over ranks by the grad reducer, are tested
-    with `isfinite`, so every rank takes the same decision.
+
+class _DynamicLossScaleStep(nn.TrainOneStepWithLossScaleCell):
+    """MindSpore's dynamic-loss-scale step, made a true no-op when skipped, and runnable on the CPU.
+
+    - The forward pass of a skipped step has already moved the BatchNorm running statistics; after
+      a NaN batch they would be NaN. They are copied before the step and put back when it is skipped.
+    - The stock overflow check uses NPU float-status kernels (Ascend) or FloatStatus (GPU); the CPU
+      has neither. There the gradients, already averaged over ranks by the grad reducer, are tested
+      with `isfinite`, so every rank takes the same decision.
     """
 
     def __init__(self, network, optimizer, scale_sense, device_target: str):
         super().__init__(network, optimizer, scale_sense)
         self.check_on_host_kernels = device_target == "CPU"
+        self.statistics = ParameterTuple([p for p in network.get_parameters() if not p.requires_grad])
+        self.before_step = self.statistics.clone(prefix="before_step", init="zeros")
+
+    def construct(self, *inputs):
+        copied = self.hyper_map(ops.assign, self.before_step, self.statistics)
+        loss, overflow, scale = super().construct(*ops.depend(inputs, copied))
+        kept = self.hyper_map(ops.partial(_keep_unless_skipped, overflow), self.statistics, self.before_step)
+        return ops.depend(loss, kept), overflow, scale
 
     def get_overflow_status(self, status, compute_output):
         if self.check_on_host_kernels:
@@ -94,14 +110,27 @@ def optimizer_loss_scale(loss_scale_type: str, loss_scale: float) -> float:
     return loss_scale if loss_scale_type == "fixed" else 1.0
 
 
+def _advice(last_checkpoint: str | None) -> str:
+    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
+    return (f"{kept}; lower --lr_max, or use --loss_scale_type dynamic to skip overflowing steps, then continue "
+            "with --resume auto")
+
+
 def check_finite(result: StepResult, where: str, last_checkpoint: str | None) -> None:
-    """Raise `NonFiniteLoss` for a NaN/inf loss of an applied step (`where`: "epoch E step S/N").
+    """Raise `TrainingDiverged` for a NaN/inf loss of an applied step (`where`: "epoch E step S/N").
 
     A skipped step (dynamic loss scale) has not touched the weights, so it is not an error.
     """
     if result.skipped or math.isfinite(result.loss):
         return
-    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
-    raise NonFiniteLoss(f"the loss became {result.loss} at {where}; the weights are broken "
-                        f"and were not saved ({kept}); lower --lr_max, or use --loss_scale_type dynamic to skip "
-                        "overflowing steps, then continue with --resume auto")
+    raise TrainingDiverged(f"the loss became {result.loss} at {where}; the weights are broken and were not saved "
+                           f"({_advice(last_checkpoint)})")
+
+
+def check_finite_weights(params, where: str, last_checkpoint: str | None) -> None:
+    """Raise `TrainingDiverged` if a parameter holds NaN/inf; called before a checkpoint is written."""
+    for param in params:
+        value = param.asnumpy()
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise TrainingDiverged(f"{param.name} holds NaN/inf at {where} although the loss stayed finite; the "
+                                   f"weights were not saved ({_advice(last_checkpoint)})")

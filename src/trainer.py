@@ -28,7 +28,8 @@ from src.fingerprint import weights_fingerprint
 from src.lr_generator import get_lr
 from src.sknet50 import create_model
 from src.stop_signals import StopRequest, TrainingInterrupted
-from src.train_step import TrainStep, check_finite, check_loss_scale_type, optimizer_loss_scale
+from src.train_step import (TrainStep, check_finite, check_finite_weights, check_loss_scale_type,
+                             optimizer_loss_scale)
 from src.train_log import MetricsCSV, TrainLog
 
 BEST_NAME = "best.ckpt"
@@ -59,8 +60,9 @@ def split_weight_decay(params: list, weight_decay: float) -> list[dict[str, Any]
 
 
 def effective_loss_scale(cfg: Config, amp_level: str) -> float:
-    """The fixed loss scale: the configured one with mixed precision, 1 in plain fp32."""
-    return float(cfg.loss_scale) if amp_level != "O0" else 1.0
+    """The loss scale to start with: the configured one with mixed precision or a dynamic scale (which
+    adapts itself), 1 for a fixed scale in plain fp32."""
+    return float(cfg.loss_scale) if amp_level != "O0" or cfg.loss_scale_type == "dynamic" else 1.0
 
 
 def load_pre_trained(net: nn.Cell, path: str) -> str:
@@ -93,6 +95,7 @@ class Trainer:
         self.amp_level = resolve_amp_level(cfg.amp_level, placement.device_target)
         self.loss_scale = effective_loss_scale(cfg, self.amp_level)
         self.prefix = f"[rank {placement.rank_id}] " if placement.rank_size > 1 else ""
+        self.last_checkpoint: str | None = None  # the newest training checkpoint of this run (or resumed from)
         check_loss_scale_type(cfg.loss_scale_type)
 
     def say(self, text: str) -> None:
@@ -171,6 +174,8 @@ class Trainer:
         """
         epoch, step = (state.epoch + 1, state.step_in_epoch) if state.step_in_epoch else (state.epoch, steps_per_epoch)
         path = os.path.join(self.output, f"{self.cfg.arch}-{epoch}_{step}.ckpt")
+        check_finite_weights(net.get_parameters(), f"epoch {epoch} step {step}/{steps_per_epoch}",
+                             self.last_checkpoint)
         try:
             save_checkpoint_atomic(self._state_entries(net, optimizer), path,
                                    append_dict={"epoch_num": state.epoch, "step_num": state.global_step},
@@ -179,6 +184,7 @@ class Trainer:
         except OSError as err:
             raise UserError(f"could not write checkpoint {path}: {err}; free space or pick another "
                             "--output_path, then resume with --resume auto") from err
+        self.last_checkpoint = path
         self._prune()
         return path
 
@@ -196,6 +202,7 @@ class Trainer:
 
     def _save_best(self, net, state: RunState, result: EvalResult) -> None:
         path = os.path.join(self.output, BEST_NAME)
+        check_finite_weights(net.get_parameters(), f"the end of epoch {state.epoch}", self.last_checkpoint)
         save_checkpoint_atomic(net, path, metadata=self._metadata(state, top1=result.top1, top5=result.top5,
                                                                   resumable=False))
 
@@ -245,7 +252,7 @@ class Trainer:
                  f"{cfg.loss_scale_type} loss scale {self.loss_scale:g}; output in {self.output}")
 
         start_epoch, first_step, resumed_steps = state.epoch, state.global_step, state.step_in_epoch
-        last_checkpoint = resume_path
+        self.last_checkpoint = resume_path
         iterator = train_data.create_tuple_iterator(num_epochs=cfg.epoch_size - start_epoch)
         for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
             log.start_epoch()
@@ -256,7 +263,7 @@ class Trainer:
                     continue  # trained before the run was stopped inside this epoch
                 step_lr = float(lr[state.global_step - first_step])
                 result = train_step(poison_batch(images, epoch, step_in_epoch), labels)
-                check_finite(result, f"epoch {epoch} step {step_in_epoch}/{steps_per_epoch}", last_checkpoint)
+                check_finite(result, f"epoch {epoch} step {step_in_epoch}/{steps_per_epoch}", self.last_checkpoint)
                 state.step_in_epoch = step_in_epoch % steps_per_epoch
                 self.loss_scale = result.loss_scale
                 if result.skipped:  # the optimizer did not run, so its LR position did not move either
@@ -278,17 +285,15 @@ class Trainer:
             if result is not None:
                 eval_text = (f"top1 {result.top1:.2%} top5 {result.top5:.2%} (best {state.best_top1:.2%})")
             seconds = log.end_epoch(epoch, epoch_loss, step_lr, eval_text)
-            saved = False
+            saved = None
             if place.is_main:
                 if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
-                    last_checkpoint = self.save_training_checkpoint(net, optimizer, state, steps_per_epoch)
-                    saved = True
+                    saved = self.save_training_checkpoint(net, optimizer, state, steps_per_epoch)
                 metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                top1=None if result is None else f"{result.top1:.6f}",
                                top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
             if self.stop.signum and epoch < cfg.epoch_size:
-                self._stop(net, optimizer, state, steps_per_epoch, f"the end of epoch {epoch}",
-                           saved=last_checkpoint if saved else None)
+                self._stop(net, optimizer, state, steps_per_epoch, f"the end of epoch {epoch}", saved=saved)
         # Every rank logs it: data-parallel ranks must agree (tests/test_distributed_train.py checks).
         self.say(f"final weights fingerprint {weights_fingerprint(net)}")
         if place.is_main:
