@@ -65,6 +65,16 @@ def effective_loss_scale(cfg: Config, amp_level: str) -> float:
     return float(cfg.loss_scale) if amp_level != "O0" or cfg.loss_scale_type == "dynamic" else 1.0
 
 
+def check_run_settings(cfg: Config) -> None:
+    """Counts that must be positive (or, for the intervals, at least zero) before anything starts."""
+    for key in ("epoch_size", "batch_size", "eval_batch_size", "save_checkpoint_epochs"):
+        if getattr(cfg, key) < 1:
+            raise UserError(f"--{key} must be at least 1, got {getattr(cfg, key)}")
+    for key in ("eval_interval", "log_interval", "keep_checkpoint_max"):
+        if getattr(cfg, key) < 0:
+            raise UserError(f"--{key} must be 0 (off) or more, got {getattr(cfg, key)}")
+
+
 def load_pre_trained(net: nn.Cell, path: str) -> str:
     """Initialise `net` from a MindSpore .ckpt or a timm .safetensors file; return a report line.
 
@@ -96,6 +106,7 @@ class Trainer:
         self.loss_scale = effective_loss_scale(cfg, self.amp_level)
         self.prefix = f"[rank {placement.rank_id}] " if placement.rank_size > 1 else ""
         self.last_checkpoint: str | None = None  # the newest training checkpoint of this run (or resumed from)
+        check_run_settings(cfg)
         check_loss_scale_type(cfg.loss_scale_type)
 
     def say(self, text: str) -> None:

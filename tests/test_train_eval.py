@@ -147,7 +147,7 @@ def _config(data, checkpoint_path, *extra):
 @pytest.mark.parametrize("case, match", [
     ("missing", "does not exist"),
     ("empty", "holds no .ckpt files"),
-    ("wrong_classes", r"fc.weight has shape \(10, 256\) in the file, \(7, 256\) in the network"),
+    ("wrong_classes", r"fc.weight has shape \(10, 256\) in the file, \(12, 256\) in the network"),
     ("wrong_stem", "stem.conv.weight has shape"),
     ("not_a_checkpoint", "neither a .ckpt nor a .mindir"),
 ])
@@ -163,7 +163,7 @@ def test_eval_bad_inputs_never_evaluate_random_weights(straight_run, data, tmp_p
         path = os.path.join(straight, "config.yaml")
     else:
         path = best
-        extra = ["--class_num", "7"] if case == "wrong_classes" else ["--stem_type", "imagenet"]
+        extra = ["--class_num", "12"] if case == "wrong_classes" else ["--stem_type", "imagenet"]
     with pytest.raises(UserError, match=match):
         evaluate_checkpoints(_config(data, path, *extra), Placement("CPU"))
 
@@ -192,3 +192,31 @@ def test_pre_trained_skips_only_the_classifier_and_refuses_other_networks(straig
     np.testing.assert_array_equal(five_classes.stem.conv.weight.asnumpy(), params["stem.conv.weight"])
     with pytest.raises(UserError, match="does not fit the network"):
         load_pre_trained(create_model("sknet_tiny", 10, stem_type="imagenet"), best)
+
+
+@pytest.mark.slow
+def test_eval_mindir_with_fixed_batch_matches_the_checkpoint(straight_run, data, tmp_path):
+    import mindspore as ms
+    straight, _ = straight_run
+    best = os.path.join(straight, "best.ckpt")
+    net = create_model("sknet_tiny", 10, stem_type="cifar")
+    load_pre_trained(net, best)
+    net.set_train(False)
+    # Batch 8 over 20 test images: the last batch of 4 must be padded, and the padding dropped.
+    ms.export(net, ms.Tensor(np.zeros((8, 3, 32, 32), np.float32)), file_name=str(tmp_path / "tiny"),
+              file_format="MINDIR")
+    outputs = {}
+    for name, path in (("mindir", str(tmp_path / "tiny.mindir")), ("ckpt", best)):
+        result_json = str(tmp_path / f"{name}.json")
+        assert evaluate_checkpoints(_config(data, path, "--result_json", result_json), Placement("CPU")) == 0
+        outputs[name] = json.load(open(result_json))["results"][0]
+    assert outputs["mindir"]["images"] == 20
+    assert outputs["mindir"]["predictions"] == outputs["ckpt"]["predictions"]
+    assert abs(outputs["mindir"]["loss"] - outputs["ckpt"]["loss"]) < 1e-4
+
+
+@pytest.mark.parametrize("flag, value", [("save_checkpoint_epochs", "0"), ("epoch_size", "0"), ("eval_interval", "-1")])
+def test_impossible_counts_are_refused_before_anything_starts(flag, value):
+    from src.trainer import Trainer
+    with pytest.raises(UserError, match=f"--{flag} must be"):
+        Trainer(load_config([*MODEL, f"--{flag}", value]), Placement("CPU"))
