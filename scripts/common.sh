@@ -90,7 +90,7 @@ make_log_dir() {
 
 # Check JOB_TIMEOUT (seconds, 0 = no limit) and fill JOB_TIMEOUT_PREFIX, a command prefix that stops
 # the job with SIGNAL after that time (and kills it 60 s later if it is still there); timeout then
-# exits with 124. Pass --foreground to keep the job in the terminal's process group (Ctrl+C reaches it).
+# exits with 124. Pass --foreground to keep the job in the caller's process group (Ctrl+C reaches it).
 # set_job_timeout SIGNAL [--foreground]
 set_job_timeout() {
   JOB_TIMEOUT="${JOB_TIMEOUT:-0}"
@@ -107,6 +107,8 @@ report_exit() {
     echo "done; logs: $LOG_DIR"
   elif (($1 == 124)) && ((JOB_TIMEOUT > 0)); then
     echo "error: stopped after JOB_TIMEOUT=$JOB_TIMEOUT seconds (exit code 124); logs: $LOG_DIR" >&2
+  elif (($1 == 130 || $1 == 143)); then
+    echo "error: interrupted (exit code $1); logs: $LOG_DIR" >&2
   else
     echo "error: the job failed with exit code $1; logs: $LOG_DIR" >&2
   fi

@@ -128,13 +128,22 @@ run_with_msrun() {
     msrun_args+=(--node_rank="$NODE_RANK")
   fi
   echo "msrun: $LOCAL_DEVICE_NUM of $DEVICE_NUM ranks on this machine ($DEVICE_TARGET, master $MASTER_ADDR:$MASTER_PORT)"
-  local interrupted=0 code=0
-  # msrun exits 0 after Ctrl+C (it stops the workers first); remember the interrupt to exit 130.
-  trap 'interrupted=1' INT
-  "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "${TRAIN_ARGS[@]}" || code=$?
-  trap - INT
-  if ((interrupted && code == 0)); then
-    code=130
+  local signalled=0 code=0 msrun_pid
+  "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "${TRAIN_ARGS[@]}" &
+  msrun_pid=$!
+  # msrun stops its workers (each in its own session) on SIGINT only, and then exits 0. So Ctrl+C and
+  # SIGTERM both become SIGINT for msrun, and the launcher exits 130 or 143 once msrun is done.
+  trap 'signalled=130; kill -INT "$msrun_pid" 2>/dev/null || true' INT
+  trap 'signalled=143; kill -INT "$msrun_pid" 2>/dev/null || true' TERM
+  while true; do
+    code=0
+    wait "$msrun_pid" || code=$?
+    # wait also returns when a trap has run; go on waiting while msrun stops the workers.
+    kill -0 "$msrun_pid" 2>/dev/null || break
+  done
+  trap - INT TERM
+  if ((signalled && code == 0)); then
+    code=$signalled
   fi
   return "$code"
 }

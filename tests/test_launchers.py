@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -155,11 +156,24 @@ def test_exit_code_of_msrun_is_the_exit_code_of_the_launcher(data_root, fake_env
     assert "failed with exit code 7" in result.stderr and tool_env["LOG_DIR"] in result.stderr
 
 
+def msrun_stopped_by_sigint(started, interrupted) -> str:
+    """A fake msrun that, like the real one, handles SIGINT (stop the workers, exit 0) in Python.
+
+    Python, because a background bash script cannot trap a SIGINT that it inherited as ignored.
+    """
+    program = started.parent / "fake_msrun.py"
+    program.write_text(f"import pathlib, signal, sys, time\n"
+                       f"def stop(*_):\n    pathlib.Path({str(interrupted)!r}).touch()\n    sys.exit(0)\n"
+                       f"signal.signal(signal.SIGINT, stop)\n"
+                       f"pathlib.Path({str(started)!r}).touch()\n"
+                       f"time.sleep(300)\n")
+    return f'exec "{sys.executable}" "{program}"'
+
+
 def test_job_timeout_interrupts_msrun_and_exits_124(data_root, tmp_path):
     # msrun stops all its workers on SIGINT and then exits 0; the launcher must still say "timed out".
     interrupted = tmp_path / "interrupted"
-    env = fake_tool_env(str(tmp_path / "bin"), msrun=f'trap \'touch "{interrupted}"; kill $!; exit 0\' INT\n'
-                                                       'sleep 300 & wait')
+    env = fake_tool_env(str(tmp_path / "bin"), msrun=msrun_stopped_by_sigint(tmp_path / "started", interrupted))
     env.update(JOB_TIMEOUT="1", LOG_DIR=str(tmp_path / "logs"))
     result = run_script("run_distribute_train.sh", [data_root, "2"], env=env, timeout=60)
     assert result.returncode == 124, result.stderr
@@ -264,7 +278,7 @@ def test_standalone_and_eval_run_in_the_foreground_with_a_log(data_root, tmp_pat
         assert f"--checkpoint_path {os.path.realpath(data_root)} --device_target CPU --device_id 0" in handle.read()
 
 
-def interrupt_like_ctrl_c(args: list[str], env: dict[str, str], ready) -> subprocess.Popen:
+def interrupt_like_ctrl_c(args: list[str], env: dict[str, str], ready) -> subprocess.CompletedProcess:
     """Start a launcher in its own process group, wait until `ready()`, then SIGINT the group."""
     launcher = subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), *args],
                                 env=dict(os.environ, **env), start_new_session=True,
@@ -274,18 +288,34 @@ def interrupt_like_ctrl_c(args: list[str], env: dict[str, str], ready) -> subpro
             break
         time.sleep(0.1)
     os.killpg(launcher.pid, signal.SIGINT)
-    launcher.communicate(timeout=60)
-    return launcher
+    stdout, stderr = launcher.communicate(timeout=60)
+    return subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
 
 
 def test_ctrl_c_stops_msrun_and_exits_130(data_root, tmp_path):
     # msrun stops its workers on SIGINT and exits 0; the launcher must not report success.
     started, interrupted = tmp_path / "started", tmp_path / "interrupted"
-    env = fake_tool_env(str(tmp_path / "bin"), msrun=f'trap \'touch "{interrupted}"; kill $!; exit 0\' INT\n'
-                                                       f'touch "{started}"; sleep 300 & wait')
+    env = fake_tool_env(str(tmp_path / "bin"), msrun=msrun_stopped_by_sigint(started, interrupted))
     env.update(LOG_DIR=str(tmp_path / "logs"))
     launcher = interrupt_like_ctrl_c([data_root, "2"], env, started.exists)
     assert launcher.returncode == 130 and interrupted.exists()
+    assert "error: interrupted (exit code 130)" in launcher.stderr
+
+
+def test_sigterm_stops_msrun_through_sigint_and_exits_143(data_root, tmp_path):
+    # A batch system cancels a job with SIGTERM; msrun itself would die on it and leave its workers.
+    started, interrupted = tmp_path / "started", tmp_path / "interrupted"
+    env = fake_tool_env(str(tmp_path / "bin"), msrun=msrun_stopped_by_sigint(started, interrupted))
+    env.update(LOG_DIR=str(tmp_path / "logs"))
+    launcher = subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), data_root, "2"],
+                                env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(300):
+        if started.exists():
+            break
+        time.sleep(0.1)
+    launcher.terminate()
+    launcher.communicate(timeout=60)
+    assert launcher.returncode == 143 and interrupted.exists()
 
 
 def test_ctrl_c_stops_every_rank_of_a_rank_table_launch(data_root, rank_table_env):
