@@ -13,6 +13,7 @@ different network and is an error.
 """
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -102,7 +103,13 @@ def save_checkpoint_atomic(save_obj: Any, path: str, append_dict: dict | None = 
     os.close(fd)
     try:
         # crc_check also puts a CRC inside the file, so a copy without its sidecar is still checked.
-        ms.save_checkpoint(save_obj, tmp, append_dict=append_dict, crc_check=True)
+        # MindSpore logs a failed save at CRITICAL level naming the temporary file before it re-raises;
+        # the caller reports the error with the final name instead, so that log line is muted.
+        logging.disable(logging.CRITICAL)
+        try:
+            ms.save_checkpoint(save_obj, tmp, append_dict=append_dict, crc_check=True)
+        finally:
+            logging.disable(logging.NOTSET)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         size, sha256 = file_digest(tmp)

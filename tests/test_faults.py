@@ -59,8 +59,11 @@ def copy_checkpoint(source_folder, name: str, target_folder) -> None:
         shutil.copy(path, target_folder)
 
 
-def error_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("error: ")]
+def the_one_error_line(stderr: str) -> str:
+    """stderr must be exactly one `error: ...` line (no traceback, no MindSpore log lines)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -108,25 +111,19 @@ def test_kill_9_inside_a_save_keeps_the_previous_checkpoint(data, tmp_path):
     assert [m["epoch"] for m in assert_all_load(out)] == [1, 2]
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_corrupt_newest_checkpoint_is_named_and_resume_falls_back(resumed_run, data, tmp_path, damage):
+def test_truncated_newest_checkpoint_is_named_and_resume_falls_back(resumed_run, data, tmp_path):
+    # (Flipped bytes are caught the same way; tests/test_fuzz_checkpoint.py covers both in-process.)
     source, _ = resumed_run
     out = tmp_path / "out"
     shutil.copytree(source, out)
     newest = out / CKPT_3
-    blob = bytearray(newest.read_bytes())
-    if damage == "flip":
-        blob[len(blob) // 2] ^= 0xFF
-    else:
-        del blob[len(blob) * 2 // 3:]
     os.chmod(newest, 0o600)  # MindSpore leaves checkpoints read-only
-    newest.write_bytes(bytes(blob))
-    if damage == "flip":
-        evaluated = run_entry("eval.py", [*TINY, "--data_path", data, "--checkpoint_path", str(out)])
-        assert evaluated.returncode == 1
-        assert f"{newest} is corrupt" in evaluated.stdout + evaluated.stderr
-        assert f"could not be evaluated: {CKPT_3}" in evaluated.stdout
-        assert f"{CKPT_2}: top1" in evaluated.stdout
+    os.truncate(newest, os.path.getsize(newest) * 2 // 3)
+    evaluated = run_entry("eval.py", [*TINY, "--data_path", data, "--checkpoint_path", str(out)])
+    assert evaluated.returncode == 1
+    assert f"checkpoint {newest} is corrupt or truncated" in evaluated.stdout + evaluated.stderr
+    assert f"could not be evaluated: {CKPT_3}" in evaluated.stdout
+    assert f"{CKPT_2}: top1" in evaluated.stdout
     resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--resume", "auto"))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"warning: skipping {newest}" in resumed.stderr
@@ -163,10 +160,9 @@ def test_disk_full_stops_with_one_line_and_loses_nothing(resumed_run, data, tmp_
         result = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"),
                            preexec_fn=limit_file_size)
         assert result.returncode == 1, result.stdout + result.stderr
-        errors = error_lines(result.stderr)
-        assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+        error = the_one_error_line(result.stderr)
         expected = "No space left on device" if mounted else "File too large"
-        assert f"could not write checkpoint {out / CKPT_2}" in errors[0] and expected in errors[0], errors[0]
+        assert f"could not write checkpoint {out / CKPT_2}" in error and expected in error, error
         assert sorted(os.listdir(out)) == sorted([CKPT_1, CKPT_1 + ".json", "config.yaml", "metrics.csv"])
         assert [m["epoch"] for m in assert_all_load(out)] == [1]
     finally:
@@ -180,12 +176,11 @@ def _diverge_from_epoch_1(resumed_run, data, out, *extra: str, env: dict[str, st
     copy_checkpoint(source, CKPT_1, out)
     result = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto", *extra), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
-    errors = error_lines(result.stderr)
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert f"the last good checkpoint is {out / CKPT_1}" in errors[0]
+    error = the_one_error_line(result.stderr)
+    assert f"the last good checkpoint is {out / CKPT_1}" in error
     assert final_names(out) == [CKPT_1]
     assert [m["epoch"] for m in assert_all_load(out)] == [1]
-    return errors[0]
+    return error
 
 
 def test_nan_loss_with_a_fixed_loss_scale_stops_and_keeps_the_last_good_checkpoint(resumed_run, data, tmp_path):
