@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from src.dataset import create_dataset
 from tests.cifar_data import write_cifar_layout
 from tests.launcher_helpers import SCRIPTS_DIR, free_port, run_script
 
@@ -64,7 +63,8 @@ def test_two_cpu_ranks_train_agree_and_resume(data_path, tmp_path):
     assert sorted(os.listdir(first_logs)) == ["scheduler.log", "worker_0.log", "worker_1.log"]
     ranks = [rank_lines(first_logs, rank) for rank in (0, 1)]
     for lines in ranks:
-        # Each rank trains on its half: 40 of the 80 images, 5 steps of 8.
+        # Each rank trains on its half: 40 of the 80 images, 5 steps of 8 (that the shards are
+        # disjoint is tests/test_dataset.py::test_shards_are_disjoint_and_cover_the_set).
         assert any("on CPU x2: 1 epochs of 5 steps, batch 8 per device" in line for line in lines), lines
     # Averaged gradients keep the ranks' trainable weights bit-identical.
     assert fingerprint(ranks[0]) == fingerprint(ranks[1])
@@ -86,19 +86,6 @@ def test_two_cpu_ranks_train_agree_and_resume(data_path, tmp_path):
         assert any(line.startswith("epoch 2/2 ") for line in lines) and not any("epoch 1/2" in line for line in lines)
     assert fingerprint(ranks[0]) == fingerprint(ranks[1])
     assert training_checkpoints(output) == ["sknet_tiny-1_5.ckpt", "sknet_tiny-2_5.ckpt"]
-
-
-def test_the_shards_of_two_ranks_are_disjoint_halves(data_path):
-    """The shards train.py asks for (rank_id, rank_size, shuffled with the shared seed) split the set."""
-    def shard(rank_id):
-        dataset = create_dataset(data_path, "train", BATCH, image_size=32, augment=False, rank_id=rank_id,
-                                 rank_size=2, seed=1)
-        images = np.concatenate([batch[0] for batch in dataset.create_tuple_iterator(output_numpy=True)])
-        return {image.tobytes() for image in images}
-
-    first, second = shard(0), shard(1)
-    assert len(first) == len(second) == TRAIN_IMAGES // 2
-    assert not first & second
 
 
 def start_launcher(args: list[str], env: dict[str, str], cwd) -> subprocess.Popen:
