@@ -1,7 +1,7 @@
 """CIFAR-10 (binary version): validation, reading, and the MindSpore input pipeline.
 
 MindSpore's `Cifar10Dataset` assumes 10,000 records per file, so records are read here with
-numpy and fed through a random-access `GeneratorDataset` (which supports sharding). Two
+numpy, sharded by rank here, and fed through a random-access `GeneratorDataset`. Two
 layouts are accepted (see README "Data"):
   * the official archive's folder `cifar-10-batches-bin/` (train: data_batch_1..5.bin,
     eval: test_batch.bin), given itself or as its parent;
@@ -101,7 +101,7 @@ def write_cifar10_bin(path: str, images: np.ndarray, labels: np.ndarray) -> None
 
 
 class _ArraySource:
-    """Random-access source for `GeneratorDataset`, so that it can shard and shuffle."""
+    """Random-access source for `GeneratorDataset`, so that it can shuffle."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images, self.labels = images, labels
