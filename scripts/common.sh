@@ -65,19 +65,25 @@ require_device_target() {
   esac
 }
 
-# check_data_layout DATA_PATH SPLIT: the project's own check of the CIFAR-10 binary layout (split
-# "train" or "eval"), run once here so that a wrong path fails in a second, not in every rank later.
-check_data_layout() {
-  (cd "$REPO_ROOT" && python -c '
+# check_settings SPLIT FLAGS...: resolve FLAGS as train.py/eval.py will (an unknown flag or a bad value
+# is an error) and check the CIFAR-10 layout of SPLIT ("train" or "eval"), once, so that a mistake
+# fails here in a second and not in every rank later. Paths in FLAGS are relative to the caller's
+# directory, as for the job itself.
+check_settings() {
+  python -c '
 import sys
+sys.path.insert(0, sys.argv[1])
+from src.config import load_config
 from src.dataset import resolve_split_files
 from src.errors import run_cli
 
 def check():
-    resolve_split_files(sys.argv[1], sys.argv[2])
+    cfg = load_config(sys.argv[3:])
+    if not cfg.download:  # with --download the data may not be there yet
+        resolve_split_files(cfg.data_path, sys.argv[2], cfg.eval_data_path)
 
 run_cli(check)
-' "$1" "$2") || { usage >&2; exit 1; }
+' "$REPO_ROOT" "$@" || { usage >&2; exit 1; }
 }
 
 # make_log_dir NAME: create LOG_DIR (environment, default ./logs/NAME_<date_time>), make it absolute,

@@ -72,14 +72,14 @@ if [[ -n ${RANK_TABLE_FILE:-} ]]; then
   export RANK_TABLE_FILE
 fi
 require_dir DATA_PATH "$DATA_PATH"
-check_data_layout "$DATA_PATH" train
 if [[ -n ${RANK_TABLE_FILE:-} ]]; then
   set_job_timeout TERM
 else
   # msrun stops every worker when it gets SIGINT; it stays in the terminal's group so Ctrl+C reaches it.
   set_job_timeout INT --foreground
 fi
-TRAIN_ARGS=("$REPO_ROOT/train.py" --data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --run_distribute true "$@")
+TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --run_distribute true "$@")
+check_settings train "${TRAIN_FLAGS[@]}"
 
 # ---- launch ----
 make_log_dir train_distribute
@@ -100,7 +100,7 @@ run_with_rank_table() {
   echo "rank table $RANK_TABLE_FILE: ranks $FIRST_RANK..$((FIRST_RANK + LOCAL_DEVICE_NUM - 1)) of $DEVICE_NUM on this machine"
   for ((index = 0; index < LOCAL_DEVICE_NUM; index++)); do
     RANK_ID=$((FIRST_RANK + index)) DEVICE_ID=$index RANK_SIZE=$DEVICE_NUM \
-      setsid "${JOB_TIMEOUT_PREFIX[@]}" python "${TRAIN_ARGS[@]}" --device_id "$index" \
+      setsid "${JOB_TIMEOUT_PREFIX[@]}" python "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" --device_id "$index" \
       >"$LOG_DIR/worker_$((FIRST_RANK + index)).log" 2>&1 &
     pids+=("$!")
   done
@@ -129,7 +129,7 @@ run_with_msrun() {
   fi
   echo "msrun: $LOCAL_DEVICE_NUM of $DEVICE_NUM ranks on this machine ($DEVICE_TARGET, master $MASTER_ADDR:$MASTER_PORT)"
   local signalled=0 code=0 msrun_pid
-  "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "${TRAIN_ARGS[@]}" &
+  "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" &
   msrun_pid=$!
   # msrun stops its workers (each in its own session) on SIGINT only, and then exits 0. So Ctrl+C and
   # SIGTERM both become SIGINT for msrun, and the launcher exits 130 or 143 once msrun is done.

@@ -32,10 +32,11 @@ require_device_target
 set_job_timeout INT --foreground
 require_dir DATA_PATH "$DATA_PATH"
 require_path CHECKPOINT_PATH "$CHECKPOINT_PATH"
-check_data_layout "$DATA_PATH" eval
+EVAL_FLAGS=(--data_path "$DATA_PATH" --checkpoint_path "$CHECKPOINT_PATH" --device_target "$DEVICE_TARGET"
+  --device_id "$DEVICE_ID" "$@")
+check_settings eval "${EVAL_FLAGS[@]}"
 
 make_log_dir eval
 code=0
-run_logged "$LOG_DIR/eval.log" python "$REPO_ROOT/eval.py" --data_path "$DATA_PATH" \
-  --checkpoint_path "$CHECKPOINT_PATH" --device_target "$DEVICE_TARGET" --device_id "$DEVICE_ID" "$@" || code=$?
+run_logged "$LOG_DIR/eval.log" python "$REPO_ROOT/eval.py" "${EVAL_FLAGS[@]}" || code=$?
 report_exit "$code"

@@ -29,10 +29,10 @@ require_non_negative_int DEVICE_ID "$DEVICE_ID"
 require_device_target
 set_job_timeout INT --foreground
 require_dir DATA_PATH "$DATA_PATH"
-check_data_layout "$DATA_PATH" train
+TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --device_id "$DEVICE_ID" "$@")
+check_settings train "${TRAIN_FLAGS[@]}"
 
 make_log_dir train_standalone
 code=0
-run_logged "$LOG_DIR/train.log" python "$REPO_ROOT/train.py" --data_path "$DATA_PATH" \
-  --device_target "$DEVICE_TARGET" --device_id "$DEVICE_ID" "$@" || code=$?
+run_logged "$LOG_DIR/train.log" python "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" || code=$?
 report_exit "$code"

@@ -71,6 +71,8 @@ BAD_DISTRIBUTED_INPUT = [
     (["{data}", "2"], {"JOB_TIMEOUT": "1h"}, "JOB_TIMEOUT must be 0 or a positive integer"),
     (["{data}", "2"], {"CLUSTER_TIMEOUT": "0"}, "CLUSTER_TIMEOUT must be a positive integer"),
     (["{empty}", "2"], {}, "is missing data_batch_1.bin"),
+    (["{data}", "2", "--epoch_sise", "3"], {}, "unrecognized arguments: --epoch_sise 3"),
+    (["{data}", "2", "--epoch_size", "three"], {}, "bad value for epoch_size"),
 ]
 
 
@@ -260,6 +262,18 @@ def test_rank_table_launch_honours_job_timeout(data_root, rank_table_env):
     env = {**rank_table_env, "FAKE_SECONDS": "300", "JOB_TIMEOUT": "1"}
     result = run_script("run_distribute_train.sh", [data_root, "2"], env=env, timeout=60)
     assert result.returncode == 124, result.stderr
+
+
+def test_eval_settings_are_checked_as_eval_py_reads_them(data_root, tmp_path):
+    # The test split may live elsewhere (--eval_data_path); the check must follow the flags.
+    env = fake_tool_env(str(tmp_path / "bin"), python='echo "ARGS $*"')
+    env.update(LOG_DIR=str(tmp_path / "logs"), DEVICE_TARGET="CPU")
+    elsewhere = tmp_path / "train_only"
+    elsewhere.mkdir()
+    result = run_script("run_eval.sh", [str(elsewhere), data_root], env=env)
+    assert result.returncode == 1 and "missing test_batch.bin" in result.stderr, result.stderr
+    result = run_script("run_eval.sh", [str(elsewhere), data_root, "--eval_data_path", data_root], env=env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_standalone_and_eval_run_in_the_foreground_with_a_log(data_root, tmp_path):
