@@ -13,6 +13,7 @@ different network and is an error.
 """
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -23,8 +24,10 @@ import mindspore as ms
 import numpy as np
 
 from src.errors import UserError
+from src.fault_injection import pause_inside_save
 
 SIDECAR_SUFFIX = ".json"
+TEMP_PREFIX = ".tmp-"  # temporary checkpoints while they are written; never read as checkpoints
 MOMENT_PREFIX = "moments."
 CLASSIFIER = ("fc.weight", "fc.bias")
 # Entries that MindSpore's own training wrappers and `append_dict` put into checkpoints.
@@ -63,13 +66,23 @@ def _fsync_dir(folder: str) -> None:
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file, fsync, rename."""
+    """Write JSON to a temporary file, fsync, rename; on failure no temporary file is left."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        _remove_if_present(tmp)
+
+
+def _remove_if_present(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def save_checkpoint_atomic(save_obj: Any, path: str, append_dict: dict | None = None,
@@ -86,20 +99,29 @@ def save_checkpoint_atomic(save_obj: Any, path: str, append_dict: dict | None = 
     sidecar without a checkpoint, which nothing reads, rather than an unverifiable checkpoint.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ckpt", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".ckpt", dir=folder)
     os.close(fd)
     try:
-        ms.save_checkpoint(save_obj, tmp, append_dict=append_dict)
+        # crc_check also puts a CRC inside the file, so a copy without its sidecar is still checked.
+        # MindSpore logs a failed save at CRITICAL level naming the temporary file before it re-raises;
+        # the caller reports the error with the final name instead, so that log line is muted.
+        logging.disable(logging.CRITICAL)
+        try:
+            ms.save_checkpoint(save_obj, tmp, append_dict=append_dict, crc_check=True)
+        finally:
+            logging.disable(logging.NOTSET)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         size, sha256 = file_digest(tmp)
+        pause_inside_save(path)
         write_json_atomic(sidecar_path(path), {**(metadata or {}), "file": os.path.basename(path),
                                                "size": size, "sha256": sha256})
         os.replace(tmp, path)
         _fsync_dir(folder)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        # MindSpore itself first writes to NAME.tmp for NAME.ckpt and leaves it behind when it fails.
+        for leftover in (tmp, os.path.splitext(tmp)[0] + ".tmp"):
+            _remove_if_present(leftover)
 
 
 def read_sidecar(path: str) -> dict[str, Any] | None:
@@ -137,7 +159,7 @@ def load_checkpoint_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, An
     """Verify and read a checkpoint: (name -> numpy array, sidecar or None)."""
     meta = verify_checkpoint(path)
     try:
-        params = ms.load_checkpoint(path)
+        params = ms.load_checkpoint(path, crc_check=True)
     except (RuntimeError, ValueError, TypeError, OSError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CorruptCheckpoint(f"checkpoint {path} cannot be read by MindSpore ({first_line}); "
@@ -192,15 +214,15 @@ def natural_key(name: str) -> list:
 
 def list_checkpoints(folder: str) -> list[str]:
     """The `.ckpt` files directly in `folder`, in natural order (temporary files excluded)."""
-    names = [n for n in os.listdir(folder) if n.endswith(".ckpt") and not n.startswith(".tmp-")]
+    names = [n for n in os.listdir(folder) if n.endswith(".ckpt") and not n.startswith(TEMP_PREFIX)]
     return [os.path.join(folder, n) for n in sorted(names, key=natural_key)]
 
 
 def find_resume_checkpoint(folder: str) -> tuple[str, dict[str, Any]] | None:
     """The newest checkpoint of a training run in `folder` that passes verification.
 
-    Newest means the largest global step recorded in the sidecar (never parsed from the file
-    name). Corrupt candidates are skipped with a warning that names them.
+    Newest means the largest global step (then epoch, then step in the epoch) recorded in the
+    sidecar, never parsed from the file name. Corrupt candidates are skipped with a warning that names them.
     """
     if not os.path.isdir(folder):
         return None
@@ -212,11 +234,26 @@ def find_resume_checkpoint(folder: str) -> tuple[str, dict[str, Any]] | None:
             print(f"warning: skipping {path}: {err}", file=sys.stderr, flush=True)
             continue
         if meta is not None and meta.get("resumable"):
-            candidates.append((meta["global_step"], path, meta))
+            order = (meta["global_step"], meta.get("epoch", 0), meta.get("step_in_epoch", 0))
+            candidates.append((order, path, meta))
     if not candidates:
         return None
     _, path, meta = max(candidates, key=lambda item: item[0])
     return path, meta
+
+
+def remove_unfinished_saves(folder: str) -> list[str]:
+    """Delete the temporary files of saves that were killed before their rename; return their names.
+
+    Only call this from the one process that writes checkpoints into `folder`.
+    """
+    if not os.path.isdir(folder):
+        return []
+    names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX) or
+             (n.endswith(SIDECAR_SUFFIX + ".tmp"))]
+    for name in names:
+        _remove_if_present(os.path.join(folder, name))
+    return names
 
 
 def remove_checkpoint(path: str) -> None:

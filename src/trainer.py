@@ -16,16 +16,20 @@ from mindspore import nn
 
 from src.checkpoint import (MOMENT_PREFIX, assign_parameters, find_resume_checkpoint, list_checkpoints,
                             load_checkpoint_file, match_network, read_sidecar, remove_checkpoint,
-                            save_checkpoint_atomic, write_json_atomic)
+                            remove_unfinished_saves, save_checkpoint_atomic, write_json_atomic)
 from src.config import Config
 from src.CrossEntropySmooth import CrossEntropySmooth
 from src.dataset import create_dataset, download_for_training
 from src.device import Placement, resolve_amp_level
 from src.errors import UserError
 from src.evaluate import EvalResult, evaluate
+from src.fault_injection import poison_batch
 from src.fingerprint import weights_fingerprint
 from src.lr_generator import get_lr
 from src.sknet50 import create_model
+from src.stop_signals import StopRequest, TrainingInterrupted
+from src.train_step import (TrainStep, check_finite, check_finite_weights, check_loss_scale_type,
+                             optimizer_loss_scale)
 from src.train_log import MetricsCSV, TrainLog
 
 BEST_NAME = "best.ckpt"
@@ -38,6 +42,7 @@ class RunState:
     """Where training stands; saved in every checkpoint's sidecar."""
     epoch: int = 0          # epochs completed
     global_step: int = 0    # optimizer steps completed (the LR schedule's position)
+    step_in_epoch: int = 0  # steps done in the unfinished epoch epoch+1 (a checkpoint saved on a signal)
     best_top1: float | None = None
 
 
@@ -55,8 +60,9 @@ def split_weight_decay(params: list, weight_decay: float) -> list[dict[str, Any]
 
 
 def effective_loss_scale(cfg: Config, amp_level: str) -> float:
-    """The fixed loss scale: the configured one with mixed precision, 1 in plain fp32."""
-    return float(cfg.loss_scale) if amp_level != "O0" else 1.0
+    """The loss scale to start with: the configured one with mixed precision or a dynamic scale (which
+    adapts itself), 1 for a fixed scale in plain fp32."""
+    return float(cfg.loss_scale) if amp_level != "O0" or cfg.loss_scale_type == "dynamic" else 1.0
 
 
 def check_run_settings(cfg: Config) -> None:
@@ -91,14 +97,17 @@ def load_pre_trained(net: nn.Cell, path: str) -> str:
 class Trainer:
     """One training run configured by `cfg` on `placement`."""
 
-    def __init__(self, cfg: Config, placement: Placement):
+    def __init__(self, cfg: Config, placement: Placement, stop: StopRequest | None = None):
         self.cfg = cfg
         self.placement = placement
+        self.stop = stop or StopRequest()  # an inactive one unless `train` installs it
         self.output = output_folder(cfg)
         self.amp_level = resolve_amp_level(cfg.amp_level, placement.device_target)
         self.loss_scale = effective_loss_scale(cfg, self.amp_level)
         self.prefix = f"[rank {placement.rank_id}] " if placement.rank_size > 1 else ""
+        self.last_checkpoint: str | None = None  # the newest training checkpoint of this run (or resumed from)
         check_run_settings(cfg)
+        check_loss_scale_type(cfg.loss_scale_type)
 
     def say(self, text: str) -> None:
         print(f"{self.prefix}{text}", flush=True)
@@ -143,7 +152,7 @@ class Trainer:
         assign_parameters({p.name: p for p in net.get_parameters()}, values)
         moments = {name: value for name, value in params.items() if name.startswith(MOMENT_PREFIX)}
         state = RunState(epoch=int(meta["epoch"]), global_step=int(meta["global_step"]),
-                         best_top1=meta.get("best_top1"))
+                         step_in_epoch=int(meta.get("step_in_epoch", 0)), best_top1=meta.get("best_top1"))
         if state.epoch >= self.cfg.epoch_size:
             raise UserError(f"--resume {path} already finished epoch {state.epoch} of --epoch_size "
                             f"{self.cfg.epoch_size}; raise --epoch_size to train longer")
@@ -169,15 +178,24 @@ class Trainer:
                 "class_num": cfg.class_num, "image_size": cfg.image_size, "best_top1": state.best_top1, **extra}
 
     def save_training_checkpoint(self, net, optimizer, state: RunState, steps_per_epoch: int) -> str:
-        """Write `{arch}-{epoch}_{steps}.ckpt` (weights + momentum + state); keep the newest K."""
-        path = os.path.join(self.output, f"{self.cfg.arch}-{state.epoch}_{steps_per_epoch}.ckpt")
+        """Write `{arch}-{epoch}_{step}.ckpt` (weights + momentum + state); keep the newest K.
+
+        After a whole epoch the name ends in `_{steps_per_epoch}`; a checkpoint saved on a signal inside
+        epoch E after S steps is `{arch}-E_S.ckpt` (MindSpore's own epoch_step naming).
+        """
+        epoch, step = (state.epoch + 1, state.step_in_epoch) if state.step_in_epoch else (state.epoch, steps_per_epoch)
+        path = os.path.join(self.output, f"{self.cfg.arch}-{epoch}_{step}.ckpt")
+        check_finite_weights(net.get_parameters(), f"epoch {epoch} step {step}/{steps_per_epoch}",
+                             self.last_checkpoint)
         try:
             save_checkpoint_atomic(self._state_entries(net, optimizer), path,
                                    append_dict={"epoch_num": state.epoch, "step_num": state.global_step},
-                                   metadata=self._metadata(state, resumable=True))
+                                   metadata=self._metadata(state, resumable=True, step_in_epoch=state.step_in_epoch,
+                                                           steps_per_epoch=steps_per_epoch))
         except OSError as err:
             raise UserError(f"could not write checkpoint {path}: {err}; free space or pick another "
                             "--output_path, then resume with --resume auto") from err
+        self.last_checkpoint = path
         self._prune()
         return path
 
@@ -195,6 +213,7 @@ class Trainer:
 
     def _save_best(self, net, state: RunState, result: EvalResult) -> None:
         path = os.path.join(self.output, BEST_NAME)
+        check_finite_weights(net.get_parameters(), f"the end of epoch {state.epoch}", self.last_checkpoint)
         save_checkpoint_atomic(net, path, metadata=self._metadata(state, top1=result.top1, top5=result.top5,
                                                                   resumable=False))
 
@@ -204,6 +223,8 @@ class Trainer:
         ms.set_seed(cfg.seed)
         if place.is_main:
             os.makedirs(self.output, exist_ok=True)
+            for name in remove_unfinished_saves(self.output):
+                self.say(f"removed {name}, the temporary file of a save that was interrupted")
         train_data, eval_data = self._datasets()
         steps_per_epoch = train_data.get_dataset_size()
         if steps_per_epoch < 1:
@@ -215,20 +236,20 @@ class Trainer:
         state, moments = RunState(), {}
         resume_path = self._resume_source()
         if resume_path:
-            state, moments, _ = self._restore(net, resume_path)
+            state, moments, meta = self._restore(net, resume_path)
+            check_same_epoch_length(resume_path, meta, state, steps_per_epoch)
             self.say(f"resumed {resume_path}: epoch {state.epoch}, global step {state.global_step}")
         elif cfg.pre_trained:
             self.say(load_pre_trained(net, cfg.pre_trained))
 
         lr = self._learning_rates(steps_per_epoch, state.global_step)
         optimizer = nn.Momentum(split_weight_decay(net.trainable_params(), cfg.weight_decay), ms.Tensor(lr),
-                                cfg.momentum, loss_scale=self.loss_scale)
+                                cfg.momentum, loss_scale=optimizer_loss_scale(cfg.loss_scale_type, self.loss_scale))
         if resume_path:
             self._restore_moments(optimizer, moments, resume_path)
         loss_fn = CrossEntropySmooth(cfg.label_smooth_factor, cfg.class_num)
-        manager = ms.amp.FixedLossScaleManager(self.loss_scale, drop_overflow_update=False)
-        train_step = ms.amp.build_train_network(net, optimizer, loss_fn, level=self.amp_level,
-                                                loss_scale_manager=manager)
+        train_step = TrainStep(net, optimizer, loss_fn, self.amp_level, cfg.loss_scale_type, self.loss_scale,
+                               place.device_target)
 
         metrics = None
         if place.is_main:
@@ -239,33 +260,51 @@ class Trainer:
         self.say(f"training {cfg.arch} ({cfg.stem_type} stem, {cfg.image_size}px) on {place.device_target}"
                  f"{f' x{place.rank_size}' if place.rank_size > 1 else ''}: {cfg.epoch_size} epochs of "
                  f"{steps_per_epoch} steps, batch {cfg.batch_size} per device, amp {self.amp_level}, "
-                 f"loss scale {self.loss_scale:g}; output in {self.output}")
+                 f"{cfg.loss_scale_type} loss scale {self.loss_scale:g}; output in {self.output}")
 
-        start_epoch, first_step = state.epoch, state.global_step
+        start_epoch, first_step, resumed_steps = state.epoch, state.global_step, state.step_in_epoch
+        self.last_checkpoint = resume_path
         iterator = train_data.create_tuple_iterator(num_epochs=cfg.epoch_size - start_epoch)
         for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
             log.start_epoch()
             train_step.set_train(True)
-            losses = []
+            losses, skipped = [], 0
             for step_in_epoch, (images, labels) in enumerate(iterator, start=1):  # one pass = one epoch
+                if epoch == start_epoch + 1 and step_in_epoch <= resumed_steps:
+                    continue  # trained before the run was stopped inside this epoch
                 step_lr = float(lr[state.global_step - first_step])
-                loss = float(train_step(images, labels).asnumpy())
-                state.global_step += 1
-                losses.append(loss)
-                log.step(epoch, step_in_epoch, loss, step_lr)
+                result = train_step(poison_batch(images, epoch, step_in_epoch), labels)
+                check_finite(result, f"epoch {epoch} step {step_in_epoch}/{steps_per_epoch}", self.last_checkpoint)
+                state.step_in_epoch = step_in_epoch % steps_per_epoch
+                self.loss_scale = result.loss_scale
+                if result.skipped:  # the optimizer did not run, so its LR position did not move either
+                    skipped += 1
+                else:
+                    state.global_step += 1
+                    losses.append(result.loss)
+                log.step(epoch, step_in_epoch, result.loss, step_lr)
+                if self.stop.signum and state.step_in_epoch:
+                    self._stop(net, optimizer, state, steps_per_epoch, f"epoch {epoch} step "
+                               f"{step_in_epoch}/{steps_per_epoch}")
             state.epoch = epoch
-            epoch_loss = float(np.mean(losses))
+            if skipped:
+                self.say(f"epoch {epoch}: skipped {skipped} of {steps_per_epoch} steps whose gradients overflowed "
+                         f"(not applied); loss scale now {self.loss_scale:g}")
+            epoch_loss = float(np.mean(losses)) if losses else float("nan")
             result = self._maybe_evaluate(net, eval_data, epoch, state)
             eval_text = ""
             if result is not None:
                 eval_text = (f"top1 {result.top1:.2%} top5 {result.top5:.2%} (best {state.best_top1:.2%})")
             seconds = log.end_epoch(epoch, epoch_loss, step_lr, eval_text)
+            saved = None
             if place.is_main:
                 if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
-                    self.save_training_checkpoint(net, optimizer, state, steps_per_epoch)
+                    saved = self.save_training_checkpoint(net, optimizer, state, steps_per_epoch)
                 metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                top1=None if result is None else f"{result.top1:.6f}",
                                top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
+            if self.stop.signum and epoch < cfg.epoch_size:
+                self._stop(net, optimizer, state, steps_per_epoch, f"the end of epoch {epoch}", saved=saved)
         # Every rank logs it: data-parallel ranks must agree (tests/test_distributed_train.py checks).
         self.say(f"final weights fingerprint {weights_fingerprint(net)}")
         if place.is_main:
@@ -274,6 +313,16 @@ class Trainer:
                      f"{time.strftime('%H:%M:%S', time.gmtime(sum(log.epoch_seconds)))}{best}; "
                      f"checkpoints, config.yaml and metrics.csv in {self.output}")
         return state
+
+    def _stop(self, net, optimizer, state: RunState, steps_per_epoch: int, where: str,
+              saved: str | None = None) -> None:
+        """Save a checkpoint at the current step (rank 0) and raise `TrainingInterrupted`."""
+        if self.placement.is_main:
+            saved = saved or self.save_training_checkpoint(net, optimizer, state, steps_per_epoch)
+            done = f"saved {saved}; to continue, run the same command with --resume auto"
+        else:
+            done = "rank 0 saves the checkpoint"
+        raise TrainingInterrupted(f"{self.prefix}stopped by {self.stop.name} at {where}; {done}", self.stop.signum)
 
     def _restore_moments(self, optimizer, moments: dict[str, np.ndarray], path: str) -> None:
         expected = {m.name: m for m in optimizer.moments}
@@ -295,6 +344,25 @@ class Trainer:
         return result
 
 
+def check_same_epoch_length(path: str, meta: dict[str, Any], state: RunState, steps_per_epoch: int) -> None:
+    """A checkpoint saved inside an epoch can only continue that epoch if an epoch has as many steps."""
+    saved_steps = meta.get("steps_per_epoch", steps_per_epoch)
+    if state.step_in_epoch and saved_steps != steps_per_epoch:
+        raise UserError(f"--resume {path} was saved after step {state.step_in_epoch} of an epoch of {saved_steps} "
+                        f"steps, but an epoch now has {steps_per_epoch}; resume with the run's --batch_size and "
+                        "data, or from a checkpoint saved at the end of an epoch")
+
+
 def train(cfg: Config, placement: Placement) -> RunState:
-    """Run training as configured; see `Trainer`."""
-    return Trainer(cfg, placement).run()
+    """Run training as configured; see `Trainer`.
+
+    SIGTERM and Ctrl-C save a checkpoint at the next step boundary and stop (`TrainingInterrupted`).
+    A file that cannot be written (a full disk, no permission) stops the run with one line naming the
+    file; checkpoints are written atomically, so the previous ones are intact.
+    """
+    try:
+        with StopRequest() as stop:
+            return Trainer(cfg, placement, stop).run()
+    except OSError as err:
+        raise UserError(f"{err.filename or 'a file'} could not be written or read ({err.strerror or err}); fix "
+                        "that (free space, permissions), then continue with --resume auto") from err
