@@ -33,16 +33,17 @@ def check_settings(cfg) -> None:
 
 
 def build_network(cfg):
-    """The configured variant with the checkpoint's weights, in inference mode."""
-    from src.checkpoint import load_checkpoint_strict
+    """The configured variant with the checkpoint's weights (verified, never partly loaded), in inference mode."""
+    from src.checkpoint import assign_parameters, load_checkpoint_file, match_network
     from src.sknet50 import create_model
 
     # ONNX needs the plain conv operator; other implementations may lower to ops ONNX lacks.
     conv_impl = "native" if cfg.file_format == "ONNX" else cfg.conv_impl
     net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl,
                        device_target=cfg.device_target)
-    load_checkpoint_strict(net, cfg.ckpt_file,
-                           f"arch {cfg.arch}, stem_type {cfg.stem_type}, class_num {cfg.class_num}")
+    params, _ = load_checkpoint_file(cfg.ckpt_file)
+    values, _ = match_network(net, params, f"checkpoint {cfg.ckpt_file}")
+    assign_parameters({param.name: param for param in net.get_parameters()}, values)
     net.set_train(False)
     return net
 
@@ -85,14 +86,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(argv, description=__doc__, flag_aliases={"batch_size": "export_batch_size"})
     check_settings(cfg)
+    from src.device import set_up_device
+
+    set_up_device(cfg.device_target, cfg.device_id)
     import mindspore as ms
 
-    ms.set_context(mode=ms.GRAPH_MODE)
-    try:
-        ms.set_device(cfg.device_target)
-    except (RuntimeError, ValueError) as err:
-        raise UserError(f"device_target {cfg.device_target} is not usable here ({str(err).splitlines()[0]}); "
-                        "pass --device_target CPU") from err
     net = build_network(cfg)
     shape = (cfg.export_batch_size, 3, cfg.image_size, cfg.image_size)
     sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

@@ -152,3 +152,46 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
                    vision.HWC2CHW()]
     dataset = dataset.map(transforms, input_columns="image", num_parallel_workers=workers)
     return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers)
+
+
+def download_for_training(data_path: str, url: str, md5: str) -> str:
+    """For `--download`: fetch CIFAR-10 unless `data_path` already holds it; return a status line.
+
+    The archive unpacks to `cifar-10-batches-bin/`, so a `data_path` ending in that name is
+    filled through its parent, and any other `data_path` gets the folder inside it.
+    """
+    from src.download import ARCHIVE_FOLDER, download_cifar10
+
+    try:
+        resolve_split_files(data_path, "train")
+        return f"--download: {data_path} already holds the CIFAR-10 training files; not downloading"
+    except UserError:
+        pass
+    absolute = os.path.abspath(data_path)
+    target = os.path.dirname(absolute) if os.path.basename(absolute) == ARCHIVE_FOLDER else absolute
+    return f"--download: CIFAR-10 unpacked into {download_cifar10(target, url, md5)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m src.dataset download DIR`: fetch the official archive into DIR/cifar-10-batches-bin."""
+    import argparse
+
+    from src.config import DEFAULT_CONFIG, read_yaml
+    from src.download import download_cifar10
+
+    defaults = read_yaml(DEFAULT_CONFIG)
+    parser = argparse.ArgumentParser(prog="python -m src.dataset", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("download", help="download, verify and unpack CIFAR-10 (binary version)")
+    fetch.add_argument("dir", help="folder that receives cifar-10-batches-bin/")
+    fetch.add_argument("--url", default=defaults["download_url"], help="default: %(default)s")
+    fetch.add_argument("--md5", default=defaults["download_md5"], help="default: %(default)s")
+    args = parser.parse_args(argv)
+    download_cifar10(args.dir, args.url, args.md5)
+    return 0
+
+
+if __name__ == "__main__":
+    from src.errors import run_cli
+
+    run_cli(main)

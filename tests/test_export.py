@@ -6,7 +6,7 @@ import pytest
 from mindspore import nn
 
 import export
-from src.checkpoint import load_checkpoint_strict
+from src.checkpoint import assign_parameters, load_checkpoint_file, match_network
 from src.errors import UserError
 from src.mindir_info import mindir_input_shape
 from src.sknet50 import create_model
@@ -20,7 +20,8 @@ def tiny_ckpt(tmp_path_factory):
 
 def tiny_network(ckpt: str):
     net = create_model("sknet_tiny", 10, stem_type="cifar", conv_impl="native")
-    load_checkpoint_strict(net, ckpt, "sknet_tiny")
+    values, _ = match_network(net, load_checkpoint_file(ckpt)[0], ckpt)
+    assign_parameters({param.name: param for param in net.get_parameters()}, values)
     net.set_train(False)
     return net
 
@@ -49,9 +50,10 @@ def test_mindir_has_the_asked_batch_and_reproduces_the_network(tiny_ckpt, tmp_pa
 @pytest.mark.parametrize("flags, match", [
     (["--file_format", "AIR"], "AIR export needs an Ascend device"),
     (["--file_format", "TFLITE"], "not supported"),
-    (["--class_num", "7"], "fc.weight of shape"),
-    (["--stem_type", "imagenet"], "stem.conv.weight of shape"),
-    (["--arch", "sknet50"], "does not fit arch sknet50"),
+    (["--file_format", "AIR", "--device_target", "Ascend"], "not available in this MindSpore"),
+    (["--class_num", "7"], "fc.weight has shape"),
+    (["--stem_type", "imagenet"], "stem.conv.weight has shape"),
+    (["--arch", "sknet50"], "does not fit the network"),
 ])
 def test_export_refuses_with_a_one_line_error(tiny_ckpt, tmp_path, flags, match):
     with pytest.raises(UserError, match=match) as info:
@@ -59,15 +61,3 @@ def test_export_refuses_with_a_one_line_error(tiny_ckpt, tmp_path, flags, match)
     assert "\n" not in str(info.value)
     assert not list(tmp_path.iterdir())
 
-
-def test_checkpoint_with_training_state_loads_but_foreign_entries_do_not(tiny_ckpt, tmp_path):
-    params = ms.load_checkpoint(tiny_ckpt)
-    with_state = [{"name": n, "data": p} for n, p in params.items()]
-    with_state += [{"name": "moments.fc.weight", "data": params["fc.weight"]},
-                   {"name": "global_step", "data": ms.Tensor(np.array([5], np.int32))}]
-    ms.save_checkpoint(with_state, str(tmp_path / "state.ckpt"))
-    tiny_network(str(tmp_path / "state.ckpt"))
-    foreign = with_state + [{"name": "head.extra.weight", "data": params["fc.weight"]}]
-    ms.save_checkpoint(foreign, str(tmp_path / "foreign.ckpt"))
-    with pytest.raises(UserError, match="head.extra.weight, which the network lacks"):
-        tiny_network(str(tmp_path / "foreign.ckpt"))
