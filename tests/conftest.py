@@ -10,3 +10,7 @@ import mindspore as ms  # noqa: E402  (after GLOG_v, which MindSpore reads at im
 
 ms.set_context(mode=ms.GRAPH_MODE)
 ms.set_device("CPU")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes tens of seconds or more (still runs in CI)")

@@ -13,6 +13,7 @@ import pytest
 
 import export
 import preprocess
+from tests.cifar_data import write_cifar_layout
 from tests.infer_helpers import TINY_FLAGS, save_tiny_checkpoint, write_cifar10_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,3 +98,43 @@ def test_app_refuses_ascend_on_the_cpu_runtime(app, tiny_mindir, tmp_path):
 def test_run_infer_310_refuses_bad_arguments(tmp_path, args, match):
     result = run(["bash", os.path.join(REPO, "scripts", "run_infer_310.sh"), *args], cwd=str(tmp_path))
     assert result.returncode == 1 and match in result.stderr
+
+
+def app_predictions(result_dir: str, meta: dict) -> list[int]:
+    """Each real image's top-1 class from the app's result files, in dataset order."""
+    classes = len(meta["class_names"])
+    logits = np.concatenate([np.fromfile(os.path.join(result_dir, f"{name[:-4]}_0.bin"), np.float32)
+                             .reshape(meta["batch_size"], classes) for name in meta["files"]])
+    return [int(p) for p in logits[:meta["image_count"]].argmax(axis=1)]
+
+
+@pytest.mark.slow
+def test_run_infer_310_predicts_what_eval_py_predicts(app, tmp_path):
+    data = write_cifar_layout(str(tmp_path / "data"), per_train_file=32, test_count=27)
+    # 30 steps: enough for varied predictions (measured: 70% top-1), so that equal predictions mean something.
+    train = run([sys.executable, os.path.join(REPO, "train.py"), *TINY_FLAGS, "--data_path", data,
+                 "--output_path", str(tmp_path / "run"), "--epoch_size", "3", "--batch_size", "16",
+                 "--warmup_epochs", "0", "--eval_interval", "0", "--log_interval", "0"], cwd=str(tmp_path))
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
+    ckpt = str(tmp_path / "run" / "sknet_tiny-3_10.ckpt")
+    # Batch 8 over 27 images: the last batch carries 5 padded images.
+    export.main(["--ckpt_file", ckpt, "--file_name", str(tmp_path / "tiny"), "--batch_size", "8", *TINY_FLAGS])
+
+    # From another directory, with relative paths: the script must resolve them itself.
+    infer = run(["bash", os.path.join(REPO, "scripts", "run_infer_310.sh"), "tiny.mindir", "cifar10",
+                 os.path.relpath(data, tmp_path), "y"], cwd=str(tmp_path),
+                env={**ENV, "DEVICE_TARGET": "CPU", "OUTPUT_DIR": "infer"})
+    assert infer.returncode == 0, infer.stdout[-2000:] + infer.stderr[-2000:]
+    evaluation = run([sys.executable, os.path.join(REPO, "eval.py"), *TINY_FLAGS, "--data_path", data,
+                      "--checkpoint_path", ckpt, "--result_json", str(tmp_path / "eval.json")], cwd=str(tmp_path))
+    assert evaluation.returncode == 0, evaluation.stdout[-2000:] + evaluation.stderr[-2000:]
+
+    reference = json.loads((tmp_path / "eval.json").read_text())["results"][0]
+    meta = json.loads((tmp_path / "infer" / "preprocess_Result" / "meta.json").read_text())
+    predictions = app_predictions(str(tmp_path / "infer" / "result_Files"), meta)
+    assert len(predictions) == reference["images"] == 27
+    assert len(set(reference["predictions"])) >= 4, "the trained network predicts too few classes to compare"
+    assert predictions == reference["predictions"]
+    correct = round(reference["top1"] * 27)
+    assert f"top-1 accuracy: {correct / 27:.4f} ({correct}/27)" in (tmp_path / "infer" / "acc.log").read_text()
+    assert (tmp_path / "infer" / "acc.log").read_text().strip() in infer.stdout
