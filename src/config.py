@@ -6,6 +6,7 @@ booleans accept true/false/1/0/yes/no (never `bool("False")`); a broken YAML fil
 that names the line.
 """
 import argparse
+import math
 import os
 from typing import Any, Iterable
 
@@ -87,7 +88,10 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
         if isinstance(default, float):
             if isinstance(value, bool):
                 raise ValueError(f"expected a number, got {value!r}")
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(f"expected a finite number, got {value!r}")
+            return number
         if isinstance(default, list):
             parsed = yaml.safe_load(value) if isinstance(value, str) else value
             if not isinstance(parsed, list):
@@ -96,7 +100,7 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ValueError(f"expected a string, got {value!r}")
         return str(value)
-    except (ValueError, TypeError, yaml.YAMLError) as err:
+    except (ValueError, TypeError, OverflowError, yaml.YAMLError) as err:
         raise UserError(f"{source}: bad value for {key}: {err}") from err
 
 

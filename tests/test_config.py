@@ -41,6 +41,8 @@ def test_yaml_file_overrides_defaults(tmp_path):
     ("shuffle: maybe\n", "bad value for shuffle"),
     ("- a\n- b\n", "must hold a mapping"),
     ("batch_size: null\n", "must not be null"),
+    ("lr_max: .inf\n", "finite"),
+    ("epoch_size: 1.0e+400\n", "bad value for epoch_size"),
 ])
 def test_bad_yaml_is_a_one_line_error(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
@@ -54,6 +56,8 @@ def test_bad_yaml_is_a_one_line_error(tmp_path, text, match):
     (["--epoch_sise", "3"], "unrecognized arguments"),
     (["--shuffle", "Flase"], "bad value for shuffle"),
     (["--batch_size", "2.5"], "bad value for batch_size"),
+    (["--lr_max", "nan"], "finite"),
+    (["--lr_max", "inf"], "finite"),
     (["--config_path", "/nonexistent.yaml"], "does not exist"),
 ])
 def test_bad_cli_is_a_one_line_error(argv, match):
