@@ -69,8 +69,8 @@ std::vector<char> Status::ToCString() const { return StringToChar(data_->status_
 // ---- MSTensor -----------------------------------------------------------------------------
 class MSTensor::Impl {
  public:
-  Impl(std::string name, enum DataType type, std::vector<int64_t> shape, std::vector<char> data)
-      : name(std::move(name)), type(type), shape(std::move(shape)), data(std::move(data)) {}
+  Impl(std::string tensor_name, enum DataType data_type, std::vector<int64_t> dims, std::vector<char> bytes)
+      : name(std::move(tensor_name)), type(data_type), shape(std::move(dims)), data(std::move(bytes)) {}
   std::string name;
   enum DataType type;
   std::vector<int64_t> shape;
@@ -114,7 +114,7 @@ void AscendDeviceInfo::SetDeviceID(uint32_t device_id) { data_->device_id = devi
 // ---- Graph, GraphCell, Serialization ------------------------------------------------------
 class Graph::GraphData {
  public:
-  explicit GraphData(std::shared_ptr<ms_cpu_runtime::PythonModel> model) : model(std::move(model)) {}
+  explicit GraphData(std::shared_ptr<ms_cpu_runtime::PythonModel> loaded) : model(std::move(loaded)) {}
   std::shared_ptr<ms_cpu_runtime::PythonModel> model;
 };
 

@@ -134,6 +134,9 @@ int Run() {
     if (!status.IsOk()) {
       return Fail("inference on " + path + " failed: " + status.ToString());
     }
+    if (outputs.empty()) {
+      return Fail("inference on " + path + " returned no output");
+    }
     for (size_t i = 0; i < outputs.size(); ++i) {
       const std::string result = FLAGS_result_path + "/" + FileStem(path) + "_" + std::to_string(i) + ".bin";
       if (!WriteFile(result, outputs[i].Data().get(), outputs[i].DataSize(), &error)) {
