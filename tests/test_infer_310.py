@@ -14,7 +14,7 @@ import pytest
 import export
 import preprocess
 from tests.cifar_data import write_cifar_layout
-from tests.infer_helpers import TINY_FLAGS, save_tiny_checkpoint, write_cifar10_folder
+from tests.infer_helpers import TINY_FLAGS, save_tiny_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(REPO, "ascend310_infer", "out", "cpu", "main")
@@ -38,7 +38,7 @@ def tiny_mindir(tmp_path_factory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("app")
     ckpt = save_tiny_checkpoint(str(root / "tiny.ckpt"))
     export.main(["--ckpt_file", ckpt, "--file_name", str(root / "tiny"), "--batch_size", "4", *TINY_FLAGS])
-    data = write_cifar10_folder(str(root / "cifar-10-batches-bin"), 6)
+    data = write_cifar_layout(str(root / "data"), per_train_file=1, test_count=6)
     preprocess.main(["--data_path", data, "--output_path", str(root / "pre"),
                      "--mindir_path", str(root / "tiny.mindir")])
     return str(root / "tiny.mindir"), str(root / "pre" / "images")

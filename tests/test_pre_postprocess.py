@@ -9,7 +9,7 @@ import postprocess
 import preprocess
 from src.dataset import CLASS_NAMES, create_dataset
 from src.errors import UserError
-from tests.infer_helpers import write_cifar10_folder
+from tests.cifar_data import write_cifar_layout
 
 IMAGES, BATCH = 10, 4  # 3 batches, the last one with 2 padded images
 
@@ -17,7 +17,7 @@ IMAGES, BATCH = 10, 4  # 3 batches, the last one with 2 padded images
 @pytest.fixture(scope="module")
 def preprocessed(tmp_path_factory):
     root = tmp_path_factory.mktemp("pre")
-    data = write_cifar10_folder(str(root / "cifar-10-batches-bin"), IMAGES)
+    data = write_cifar_layout(str(root / "data"), per_train_file=1, test_count=IMAGES)
     out = str(root / "preprocess_Result")
     preprocess.main(["--data_path", data, "--output_path", out, "--batch_size", str(BATCH), "--image_size", "32"])
     return data, out
