@@ -100,6 +100,15 @@ def test_run_infer_310_refuses_bad_arguments(tmp_path, args, match):
     assert result.returncode == 1 and match in result.stderr
 
 
+
+def test_run_infer_310_stops_at_the_failing_stage_and_shows_its_log(tiny_mindir, tmp_path):
+    (tmp_path / "no_data").mkdir()
+    result = run(["bash", os.path.join(REPO, "scripts", "run_infer_310.sh"), tiny_mindir[0], "cifar10", "no_data", "y"],
+                 cwd=str(tmp_path), env={**ENV, "DEVICE_TARGET": "CPU", "OUTPUT_DIR": "out"})
+    assert result.returncode == 1
+    assert "stage 'preprocess' failed" in result.stderr and "missing test_batch.bin" in result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["preprocess.log"]  # nothing ran after it
+
 def app_predictions(result_dir: str, meta: dict) -> list[int]:
     """Each real image's top-1 class from the app's result files, in dataset order."""
     classes = len(meta["class_names"])
