@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 
+import mindspore as ms
 import numpy as np
 import pytest
+from mindspore import nn
 
 import export
 import preprocess
@@ -55,7 +57,11 @@ def test_app_writes_one_result_per_input_and_the_latency(app, tiny_mindir, tmp_p
     result = run_app(app, mindir, inputs, tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path / "result_Files")) == ["batch_00000_0.bin", "batch_00001_0.bin"]
-    assert os.path.getsize(tmp_path / "result_Files" / "batch_00001_0.bin") == 4 * 10 * 4
+    graph = nn.GraphCell(ms.load(mindir))
+    for name in ("batch_00000", "batch_00001"):
+        images = np.fromfile(os.path.join(inputs, f"{name}.bin"), np.float32).reshape(4, 3, 32, 32)
+        logits = np.fromfile(tmp_path / "result_Files" / f"{name}_0.bin", np.float32)
+        np.testing.assert_array_equal(logits.reshape(4, 10), graph(ms.Tensor(images)).asnumpy())
     assert "mean latency" in result.stdout
     assert "average time" in (tmp_path / "time_Result" / "test_perform_static.txt").read_text()
 
