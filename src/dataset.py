@@ -118,6 +118,20 @@ def default_workers(requested: int = 0) -> int:
     return requested if requested > 0 else max(1, min(4, os.cpu_count() or 1))
 
 
+def shard_indices(count: int, rank_id: int, rank_size: int, equal: bool) -> np.ndarray:
+    """The records of rank `rank_id`: every `rank_size`-th one, starting at `rank_id`.
+
+    Shards are disjoint and together cover the set. With `equal` (training), the last
+    `count % rank_size` records are left out so that every rank takes the same number of steps,
+    which the gradient all-reduce needs. MindSpore's own sharding pads short shards with
+    repeated records instead, so shards would overlap.
+    """
+    if not 0 <= rank_id < rank_size:
+        raise ValueError(f"rank_id must be in [0, {rank_size}), got {rank_id}")
+    usable = count - count % rank_size if equal else count
+    return np.arange(rank_id, usable, rank_size)
+
+
 def create_dataset(data_path: str, split: str, batch_size: int, image_size: int = 224, *,
                    eval_data_path: str | None = None, shuffle: bool | None = None,
                    augment: bool | None = None, rank_id: int = 0, rank_size: int = 1,
@@ -129,6 +143,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     `image_size`, rescale to [0, 1], normalise with the CIFAR-10 mean/std, HWC->CHW; shuffled,
     remainder dropped, sharded by `rank_id`/`rank_size`.
     Eval: the same without augmentation, in file order, every image kept (no dropped remainder).
+    With `rank_size` > 1 each rank reads its own disjoint shard (see `shard_indices`).
     """
     import mindspore.dataset as ds
     from mindspore.dataset import vision
@@ -138,11 +153,13 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     augment = is_train if augment is None else augment
     drop_remainder = is_train if drop_remainder is None else drop_remainder
     images, labels = read_cifar10_bin(resolve_split_files(data_path, split, eval_data_path), class_num)
+    if rank_size > 1:
+        shard = shard_indices(len(labels), rank_id, rank_size, equal=is_train)
+        images, labels = images[shard], labels[shard]
     ds.config.set_seed(seed)
     workers = default_workers(num_parallel_workers)
     dataset = ds.GeneratorDataset(_ArraySource(images, labels), column_names=["image", "label"],
-                                  shuffle=shuffle, num_shards=rank_size if rank_size > 1 else None,
-                                  shard_id=rank_id if rank_size > 1 else None, python_multiprocessing=False)
+                                  shuffle=shuffle, python_multiprocessing=False)
     transforms = []
     if augment:
         transforms += [vision.RandomCrop((32, 32), (4, 4, 4, 4)), vision.RandomHorizontalFlip(prob=0.5)]
