@@ -147,7 +147,7 @@ def _config(data, checkpoint_path, *extra):
 @pytest.mark.parametrize("case, match", [
     ("missing", "does not exist"),
     ("empty", "holds no .ckpt files"),
-    ("wrong_classes", r"fc.weight has shape \(10, 256\) in the file, \(7, 256\) in the network"),
+    ("wrong_classes", r"fc.weight has shape \(10, 256\) in the file, \(12, 256\) in the network"),
     ("wrong_stem", "stem.conv.weight has shape"),
     ("not_a_checkpoint", "neither a .ckpt nor a .mindir"),
 ])
@@ -163,7 +163,7 @@ def test_eval_bad_inputs_never_evaluate_random_weights(straight_run, data, tmp_p
         path = os.path.join(straight, "config.yaml")
     else:
         path = best
-        extra = ["--class_num", "7"] if case == "wrong_classes" else ["--stem_type", "imagenet"]
+        extra = ["--class_num", "12"] if case == "wrong_classes" else ["--stem_type", "imagenet"]
     with pytest.raises(UserError, match=match):
         evaluate_checkpoints(_config(data, path, *extra), Placement("CPU"))
 
