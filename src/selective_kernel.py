@@ -55,7 +55,8 @@ class SelectiveKernelConv(nn.Cell):
                                                   attention_width(out_channels, reduction, min_width))
 
     def construct(self, x):
-        outputs = [path(x) for path in self.paths]
+        # A tuple, not a list: MindSpore's ONNX exporter has no operator for a graph-built list.
+        outputs = tuple([path(x) for path in self.paths])
         stacked = ops.stack(outputs, axis=1)  # (B, paths, C, H, W)
         weights = self.attention(stacked.sum(axis=1))
         return (stacked * weights.expand_dims(-1).expand_dims(-1)).sum(axis=1)
