@@ -1,6 +1,22 @@
-"""eval entry point: not implemented yet."""
-import sys
+"""Evaluate SKNet-50 checkpoints on the whole CIFAR-10 test set.
+
+    python eval.py --data_path ./data/cifar-10-batches-bin --checkpoint_path ./output
+    python eval.py --checkpoint_path ./output/best.ckpt --result_json results.json
+
+--checkpoint_path takes a .ckpt file, a folder of them (evaluated in natural order, ending with
+a table and the best one) or a .mindir file. See README "Evaluation".
+"""
+from src.device import set_up_device  # first: it quiets MindSpore's log before MindSpore loads
+from src.config import load_config
+from src.errors import run_cli
+
+
+def main() -> int:
+    cfg = load_config(description=__doc__.splitlines()[0])
+    from src.eval_checkpoints import evaluate_checkpoints
+
+    return evaluate_checkpoints(cfg, set_up_device(cfg.device_target, cfg.device_id))
+
 
 if __name__ == "__main__":
-    print("error: eval.py is not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    run_cli(main)

@@ -1,6 +1,111 @@
-"""export entry point: not implemented yet."""
+"""Export a trained checkpoint to MINDIR (default), ONNX or AIR, then check the exported file.
+
+    python export.py --ckpt_file sknet50.ckpt --file_name sknet50 --file_format MINDIR --batch_size 1
+
+The variant (arch, stem_type, class_num) and the input size (image_size) come from the config
+and its flags; a checkpoint that does not fit them is an error. After exporting, the file is
+reloaded (MINDIR with MindSpore, ONNX with onnxruntime when installed) and run on a sample
+batch, and the largest difference to the network's output is printed.
+"""
+import os
 import sys
 
+import numpy as np
+
+from src.errors import UserError, run_cli
+
+FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+# The exported graph must reproduce the network; float32 reorderings stay far below this.
+MAX_DIFFERENCE = 1e-4
+
+
+def check_settings(cfg) -> None:
+    """Refuse settings that cannot produce a usable file, before building anything."""
+    if cfg.file_format not in FORMATS:
+        raise UserError(f"--file_format {cfg.file_format} is not supported; choose one of {', '.join(FORMATS)}")
+    if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
+        raise UserError(f"AIR export needs an Ascend device, but device_target is {cfg.device_target}; "
+                        "export MINDIR (the 310 app reads it) or ONNX here")
+    if not cfg.ckpt_file:
+        raise UserError("--ckpt_file is required: the trained .ckpt to export")
+    if cfg.export_batch_size < 1 or cfg.image_size < 1:
+        raise UserError(f"--batch_size ({cfg.export_batch_size}) and --image_size ({cfg.image_size}) must be positive")
+
+
+def build_network(cfg):
+    """The configured variant with the checkpoint's weights (verified, never partly loaded), in inference mode."""
+    from src.checkpoint import assign_parameters, load_checkpoint_file, match_network
+    from src.sknet50 import create_model
+
+    # ONNX needs the plain conv operator; other implementations may lower to ops ONNX lacks.
+    conv_impl = "native" if cfg.file_format == "ONNX" else cfg.conv_impl
+    net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl,
+                       device_target=cfg.device_target)
+    params, _ = load_checkpoint_file(cfg.ckpt_file)
+    values, _ = match_network(net, params, f"checkpoint {cfg.ckpt_file}")
+    assign_parameters({param.name: param for param in net.get_parameters()}, values)
+    net.set_train(False)
+    return net
+
+
+def export_atomic(net, sample, file_name: str, file_format: str) -> str:
+    """Export to `file_name` + the format's suffix, through a temporary name, and return the path."""
+    import mindspore as ms
+
+    path = file_name + FORMATS[file_format]
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"the folder of --file_name {file_name} does not exist; create {folder} first")
+    tmp_base = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(file_name)}")
+    ms.export(net, ms.Tensor(sample), file_name=tmp_base, file_format=file_format)
+    os.replace(tmp_base + FORMATS[file_format], path)
+    return path
+
+
+def run_exported(path: str, file_format: str, sample: np.ndarray) -> np.ndarray | None:
+    """Output of the exported file on `sample`, or None when this machine cannot run it."""
+    if file_format == "MINDIR":
+        import mindspore as ms
+        from mindspore import nn
+
+        return nn.GraphCell(ms.load(path))(ms.Tensor(sample)).asnumpy()
+    if file_format == "ONNX":
+        try:
+            import onnxruntime
+        except ImportError:
+            print("onnxruntime is not installed, so the ONNX file was not run (pip install onnxruntime)")
+            return None
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: sample})[0]
+    print("an AIR file runs only on Ascend (convert it with atc), so it was not run here")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from src.config import load_config
+
+    cfg = load_config(argv, description=__doc__, flag_aliases={"batch_size": "export_batch_size"})
+    check_settings(cfg)
+    from src.device import set_up_device
+
+    set_up_device(cfg.device_target, cfg.device_id)
+    import mindspore as ms
+
+    net = build_network(cfg)
+    shape = (cfg.export_batch_size, 3, cfg.image_size, cfg.image_size)
+    sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    path = export_atomic(net, sample, cfg.file_name, cfg.file_format)
+    print(f"exported {path}: {cfg.file_format}, input float32 {list(shape)} (NCHW), output {cfg.class_num} classes")
+    exported = run_exported(path, cfg.file_format, sample)
+    if exported is not None:
+        expected = net(ms.Tensor(sample)).asnumpy()
+        difference = float(np.abs(exported - expected).max())
+        print(f"max |exported - network| on a sample batch: {difference:.3g}")
+        if difference > MAX_DIFFERENCE:
+            raise UserError(f"{path} differs from the network by {difference:.3g} (above {MAX_DIFFERENCE}); "
+                            "the file is kept for inspection, do not deploy it")
+    return 0
+
+
 if __name__ == "__main__":
-    print("error: export.py is not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    run_cli(lambda: main(sys.argv[1:]))

@@ -1,6 +1,22 @@
-"""train entry point: not implemented yet."""
-import sys
+"""Train SKNet-50 on CIFAR-10.
+
+    python train.py --data_path ./data/cifar-10-batches-bin --device_target GPU
+    python train.py --config_path my.yaml --resume auto
+
+Every key of config/sknet50_cifar10.yaml is a flag; see README "Training".
+"""
+from src.device import set_up_device  # first: it quiets MindSpore's log before MindSpore loads
+from src.config import load_config
+from src.errors import run_cli
+
+
+def main() -> int:
+    cfg = load_config(description=__doc__.splitlines()[0])
+    from src.trainer import train
+
+    train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute))
+    return 0
+
 
 if __name__ == "__main__":
-    print("error: train.py is not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    run_cli(main)

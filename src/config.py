@@ -116,8 +116,17 @@ def _merge(base: dict[str, Any], update: dict[str, Any], defaults: dict[str, Any
 
 
 def load_config(argv: Iterable[str] | None = None, description: str = "",
-                defaults_path: str = DEFAULT_CONFIG) -> Config:
-    """Resolve the settings from the default YAML, an optional --config_path, and the CLI."""
+                defaults_path: str = DEFAULT_CONFIG, flag_aliases: dict[str, str] | None = None) -> Config:
+    """Resolve the settings from the default YAML, an optional --config_path, and the CLI.
+
+    Args:
+        argv: the command line without the program name (default: sys.argv[1:]).
+        description: shown by --help.
+        defaults_path: the YAML file that defines every key and its default.
+        flag_aliases: flags of one entry point that set another key, e.g. export.py's
+            {"batch_size": "export_batch_size"}; the key named by the flag then has no flag
+            there. They apply to the command line only: config files keep one meaning per key.
+    """
     defaults = read_yaml(defaults_path)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config_path", default=None)
@@ -128,8 +137,13 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
 
     parser = _ErrorParser(description=description)
     parser.add_argument("--config_path", default=None, help="YAML file that overrides the defaults")
+    aliases = {**ALIASES, **(flag_aliases or {})}
     for key, default in values.items():
-        names = [f"--{key}"] + [f"--{alias}" for alias, target in ALIASES.items() if target == key]
+        names = [f"--{alias}" for alias, target in aliases.items() if target == key]
+        if key not in aliases:
+            names.insert(0, f"--{key}")
+        if not names:
+            continue
         parser.add_argument(*names, dest=key, default=argparse.SUPPRESS, metavar=type(default).__name__.upper(),
                             help=f"default: {default!r}")
     args = vars(parser.parse_args(argv))

@@ -1,7 +1,7 @@
 """CIFAR-10 (binary version): validation, reading, and the MindSpore input pipeline.
 
 MindSpore's `Cifar10Dataset` assumes 10,000 records per file, so records are read here with
-numpy and fed through a random-access `GeneratorDataset` (which supports sharding). Two
+numpy, sharded by rank here, and fed through a random-access `GeneratorDataset`. Two
 layouts are accepted (see README "Data"):
   * the official archive's folder `cifar-10-batches-bin/` (train: data_batch_1..5.bin,
     eval: test_batch.bin), given itself or as its parent;
@@ -101,7 +101,7 @@ def write_cifar10_bin(path: str, images: np.ndarray, labels: np.ndarray) -> None
 
 
 class _ArraySource:
-    """Random-access source for `GeneratorDataset`, so that it can shard and shuffle."""
+    """Random-access source for `GeneratorDataset`, so that it can shuffle."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images, self.labels = images, labels
@@ -118,6 +118,20 @@ def default_workers(requested: int = 0) -> int:
     return requested if requested > 0 else max(1, min(4, os.cpu_count() or 1))
 
 
+def shard_indices(count: int, rank_id: int, rank_size: int, equal: bool) -> np.ndarray:
+    """The records of rank `rank_id`: every `rank_size`-th one, starting at `rank_id`.
+
+    Shards are disjoint and together cover the set. With `equal` (training), the last
+    `count % rank_size` records are left out so that every rank takes the same number of steps,
+    which the gradient all-reduce needs. MindSpore's own sharding pads short shards with
+    repeated records instead, so shards would overlap.
+    """
+    if not 0 <= rank_id < rank_size:
+        raise ValueError(f"rank_id must be in [0, {rank_size}), got {rank_id}")
+    usable = count - count % rank_size if equal else count
+    return np.arange(rank_id, usable, rank_size)
+
+
 def create_dataset(data_path: str, split: str, batch_size: int, image_size: int = 224, *,
                    eval_data_path: str | None = None, shuffle: bool | None = None,
                    augment: bool | None = None, rank_id: int = 0, rank_size: int = 1,
@@ -129,6 +143,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     `image_size`, rescale to [0, 1], normalise with the CIFAR-10 mean/std, HWC->CHW; shuffled,
     remainder dropped, sharded by `rank_id`/`rank_size`.
     Eval: the same without augmentation, in file order, every image kept (no dropped remainder).
+    With `rank_size` > 1 each rank reads its own disjoint shard (see `shard_indices`).
     """
     import mindspore.dataset as ds
     from mindspore.dataset import vision
@@ -138,11 +153,13 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     augment = is_train if augment is None else augment
     drop_remainder = is_train if drop_remainder is None else drop_remainder
     images, labels = read_cifar10_bin(resolve_split_files(data_path, split, eval_data_path), class_num)
+    if rank_size > 1:
+        shard = shard_indices(len(labels), rank_id, rank_size, equal=is_train)
+        images, labels = images[shard], labels[shard]
     ds.config.set_seed(seed)
     workers = default_workers(num_parallel_workers)
     dataset = ds.GeneratorDataset(_ArraySource(images, labels), column_names=["image", "label"],
-                                  shuffle=shuffle, num_shards=rank_size if rank_size > 1 else None,
-                                  shard_id=rank_id if rank_size > 1 else None, python_multiprocessing=False)
+                                  shuffle=shuffle, python_multiprocessing=False)
     transforms = []
     if augment:
         transforms += [vision.RandomCrop((32, 32), (4, 4, 4, 4)), vision.RandomHorizontalFlip(prob=0.5)]
@@ -152,3 +169,46 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
                    vision.HWC2CHW()]
     dataset = dataset.map(transforms, input_columns="image", num_parallel_workers=workers)
     return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers)
+
+
+def download_for_training(data_path: str, url: str, md5: str) -> str:
+    """For `--download`: fetch CIFAR-10 unless `data_path` already holds it; return a status line.
+
+    The archive unpacks to `cifar-10-batches-bin/`, so a `data_path` ending in that name is
+    filled through its parent, and any other `data_path` gets the folder inside it.
+    """
+    from src.download import ARCHIVE_FOLDER, download_cifar10
+
+    try:
+        resolve_split_files(data_path, "train")
+        return f"--download: {data_path} already holds the CIFAR-10 training files; not downloading"
+    except UserError:
+        pass
+    absolute = os.path.abspath(data_path)
+    target = os.path.dirname(absolute) if os.path.basename(absolute) == ARCHIVE_FOLDER else absolute
+    return f"--download: CIFAR-10 unpacked into {download_cifar10(target, url, md5)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m src.dataset download DIR`: fetch the official archive into DIR/cifar-10-batches-bin."""
+    import argparse
+
+    from src.config import DEFAULT_CONFIG, read_yaml
+    from src.download import download_cifar10
+
+    defaults = read_yaml(DEFAULT_CONFIG)
+    parser = argparse.ArgumentParser(prog="python -m src.dataset", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("download", help="download, verify and unpack CIFAR-10 (binary version)")
+    fetch.add_argument("dir", help="folder that receives cifar-10-batches-bin/")
+    fetch.add_argument("--url", default=defaults["download_url"], help="default: %(default)s")
+    fetch.add_argument("--md5", default=defaults["download_md5"], help="default: %(default)s")
+    args = parser.parse_args(argv)
+    download_cifar10(args.dir, args.url, args.md5)
+    return 0
+
+
+if __name__ == "__main__":
+    from src.errors import run_cli
+
+    run_cli(main)

@@ -57,7 +57,8 @@ class SelectiveKernelConv(nn.Cell):
     def construct(self, x):
         # Sums of the path outputs, not a stack reduced over its path axis: the stack copies
         # every output, and its sum over a middle axis was ~8% of a CPU train step (profiled).
-        outputs = [path(x) for path in self.paths]
+        # A tuple, not a list: MindSpore's ONNX exporter has no operator for a graph-built list.
+        outputs = tuple([path(x) for path in self.paths])
         fused = outputs[0]
         for output in outputs[1:]:
             fused = fused + output

@@ -13,4 +13,4 @@ ms.set_device("CPU")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes tens of seconds; still runs in CI")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (still runs in CI)")

@@ -70,3 +70,14 @@ def test_saved_config_round_trips(tmp_path):
     cfg.save(str(tmp_path / "config.yaml"))
     again = load_config(["--config_path", str(tmp_path / "config.yaml")])
     assert again.epoch_size == 3
+
+
+def test_entry_point_flag_aliases_apply_to_the_command_line_only(tmp_path):
+    aliases = {"batch_size": "export_batch_size"}
+    cfg = load_config(["--batch_size", "8"], flag_aliases=aliases)
+    assert (cfg.export_batch_size, cfg.batch_size) == (8, 32)
+    assert load_config(["--export_batch_size", "4"], flag_aliases=aliases).export_batch_size == 4
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size: 16\n")  # in a file, a key keeps its one meaning
+    cfg = load_config(["--config_path", str(path)], flag_aliases=aliases)
+    assert (cfg.export_batch_size, cfg.batch_size) == (1, 16)

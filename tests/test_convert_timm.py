@@ -66,7 +66,8 @@ def test_cli_writes_a_checkpoint_that_loads(tmp_path):
     assert "skipped the classifier" in result.stdout
     params = ms.load_checkpoint(str(dst))
     assert "fc.weight" not in params and "stem.conv.weight" in params
-    assert [p.name for p in tmp_path.iterdir()] == ["tiny.ckpt"]  # no temp file left
+    # The checkpoint and its integrity sidecar (src/checkpoint.py), and no temp file left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.ckpt", "tiny.ckpt.json"]
 
 
 def test_cli_refuses_wrong_architecture_in_one_line(tmp_path):

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Data-parallel training on several devices (one process, or "rank", per device), launched with
+# MindSpore's msrun: HCCL on Ascend, NCCL on GPU, MCCL on CPU. With RANK_TABLE_FILE set, the classic
+# Ascend way instead: one train.py per device with RANK_ID/DEVICE_ID/RANK_SIZE. Stays in the
+# foreground and exits with the job's exit code. See README "Distributed training".
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: bash scripts/run_distribute_train.sh DATA_PATH [DEVICE_NUM] [train.py flags...]
+  DATA_PATH   CIFAR-10 binary data (README "Data")
+  DEVICE_NUM  number of ranks in the whole job, on all machines (default 8)
+  flags       passed on to train.py, e.g. --epoch_size 10 --output_path ./run1
+              (relative paths are relative to the current directory)
+Environment:
+  DEVICE_TARGET     Ascend (default) | GPU | CPU   (run_distribute_train_gpu.sh sets GPU)
+  LOCAL_DEVICE_NUM  ranks on this machine (default DEVICE_NUM; set it with several machines)
+  NODE_RANK         this machine's index, 0 on the master (required with several machines)
+  MASTER_ADDR       address of the NODE_RANK=0 machine (default 127.0.0.1, for one machine)
+  MASTER_PORT       a free port on that machine (default 8118)
+  CLUSTER_TIMEOUT   seconds the ranks wait for each other to start (default 600)
+  JOB_TIMEOUT       stop the whole job after this many seconds, exit code 124 (default 0: no limit)
+  RANK_TABLE_FILE   Ascend only: launch the classic way with this HCCL rank table, not msrun
+  LOG_DIR           folder for the rank logs worker_<rank>.log (default ./logs/train_distribute_<time>)
+USAGE
+}
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$SCRIPT_DIR/common.sh"
+
+# ---- arguments: all checked before anything starts ----
+(($# >= 1)) || usage_error "DATA_PATH is missing"
+DATA_PATH="$(abs_path "$1")"
+shift
+optional_positional DEVICE_NUM 8 "$@"
+shift "$POSITIONAL_USED"
+require_positive_int DEVICE_NUM "$DEVICE_NUM"
+require_device_target
+LOCAL_DEVICE_NUM="${LOCAL_DEVICE_NUM:-$DEVICE_NUM}"
+require_positive_int LOCAL_DEVICE_NUM "$LOCAL_DEVICE_NUM"
+MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
+MASTER_PORT="${MASTER_PORT:-8118}"
+if ! [[ $MASTER_PORT =~ ^[0-9]+$ ]] || ((MASTER_PORT < 1024 || MASTER_PORT > 65535)); then
+  usage_error "MASTER_PORT must be a port number from 1024 to 65535, got '$MASTER_PORT'"
+fi
+CLUSTER_TIMEOUT="${CLUSTER_TIMEOUT:-600}"
+require_positive_int CLUSTER_TIMEOUT "$CLUSTER_TIMEOUT"
+if ((LOCAL_DEVICE_NUM > DEVICE_NUM)); then
+  usage_error "LOCAL_DEVICE_NUM=$LOCAL_DEVICE_NUM is more than DEVICE_NUM=$DEVICE_NUM (the whole job)"
+fi
+NODE_NUM=$((DEVICE_NUM / LOCAL_DEVICE_NUM))
+if ((LOCAL_DEVICE_NUM < DEVICE_NUM)); then
+  # Rank ids are NODE_RANK * LOCAL_DEVICE_NUM + local index, so every machine runs as many ranks.
+  ((DEVICE_NUM % LOCAL_DEVICE_NUM == 0)) ||
+    usage_error "DEVICE_NUM=$DEVICE_NUM is not a multiple of LOCAL_DEVICE_NUM=$LOCAL_DEVICE_NUM; every machine must run the same number of ranks"
+  [[ -n ${NODE_RANK:-} ]] || usage_error "NODE_RANK is not set; with several machines give each one NODE_RANK=0..$((NODE_NUM - 1))"
+fi
+NODE_RANK="${NODE_RANK:-0}"
+require_non_negative_int NODE_RANK "$NODE_RANK"
+((NODE_RANK < NODE_NUM)) || usage_error "NODE_RANK=$NODE_RANK must be below the number of machines, $NODE_NUM"
+# msrun starts its scheduler wherever MASTER_ADDR is a local address; a loopback address on another
+# machine would start a second, separate cluster there. (To try several "machines" on one host, give
+# NODE_RANK>0 MASTER_ADDR=0.0.0.0, which connects to this host but is not one of its addresses.)
+if [[ -z ${RANK_TABLE_FILE:-} ]] && ((NODE_RANK > 0)) && [[ $MASTER_ADDR =~ ^(127\.|localhost$|::1$) ]]; then
+  usage_error "NODE_RANK=$NODE_RANK needs MASTER_ADDR, the address of the NODE_RANK=0 machine, not $MASTER_ADDR"
+fi
+if [[ -n ${RANK_TABLE_FILE:-} ]]; then
+  [[ $DEVICE_TARGET == Ascend ]] || usage_error "RANK_TABLE_FILE is for Ascend only; unset it for DEVICE_TARGET=$DEVICE_TARGET"
+  RANK_TABLE_FILE="$(abs_path "$RANK_TABLE_FILE")"
+  require_file RANK_TABLE_FILE "$RANK_TABLE_FILE"
+  export RANK_TABLE_FILE
+fi
+require_dir DATA_PATH "$DATA_PATH"
+if [[ -n ${RANK_TABLE_FILE:-} ]]; then
+  set_job_timeout TERM
+else
+  # msrun stops every worker when it gets SIGINT; it stays in the terminal's group so Ctrl+C reaches it.
+  set_job_timeout INT --foreground
+fi
+TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --run_distribute true "$@")
+check_settings train "${TRAIN_FLAGS[@]}"
+
+# ---- launch ----
+make_log_dir train_distribute
+FIRST_RANK=$((NODE_RANK * LOCAL_DEVICE_NUM))
+
+# Classic Ascend launch: one process per device, watched until one fails or all succeed.
+run_with_rank_table() {
+  local pids=() index code=0
+  # Each rank leads its own process group (setsid), so stopping it stops its children too.
+  stop_ranks() {
+    local pid
+    for pid in "${pids[@]}"; do
+      kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+  }
+  trap 'stop_ranks; exit 130' INT
+  trap 'stop_ranks; exit 143' TERM
+  echo "rank table $RANK_TABLE_FILE: ranks $FIRST_RANK..$((FIRST_RANK + LOCAL_DEVICE_NUM - 1)) of $DEVICE_NUM on this machine"
+  for ((index = 0; index < LOCAL_DEVICE_NUM; index++)); do
+    RANK_ID=$((FIRST_RANK + index)) DEVICE_ID=$index RANK_SIZE=$DEVICE_NUM \
+      setsid "${JOB_TIMEOUT_PREFIX[@]}" python "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" --device_id "$index" \
+      >"$LOG_DIR/worker_$((FIRST_RANK + index)).log" 2>&1 &
+    pids+=("$!")
+  done
+  for ((index = 0; index < LOCAL_DEVICE_NUM; index++)); do
+    wait -n || code=$?
+    if ((code != 0)); then
+      # The others would wait for the dead rank in their next collective: stop them now.
+      echo "error: a rank exited with code $code; stopping the others" >&2
+      stop_ranks
+      wait || true
+      break
+    fi
+  done
+  trap - INT TERM
+  return "$code"
+}
+
+# msrun: starts the scheduler (on NODE_RANK 0) and this machine's workers, kills them all when one
+# fails, and returns non-zero then. It shows this machine's first rank's log on the console.
+run_with_msrun() {
+  local msrun_args=(--worker_num="$DEVICE_NUM" --local_worker_num="$LOCAL_DEVICE_NUM"
+    --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" --log_dir="$LOG_DIR" --join=True
+    --cluster_time_out="$CLUSTER_TIMEOUT" --tail_worker_log="$FIRST_RANK")
+  if ((NODE_NUM > 1)); then
+    msrun_args+=(--node_rank="$NODE_RANK")
+  fi
+  echo "msrun: $LOCAL_DEVICE_NUM of $DEVICE_NUM ranks on this machine ($DEVICE_TARGET, master $MASTER_ADDR:$MASTER_PORT)"
+  local signalled=0 code=0 msrun_pid
+  "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" &
+  msrun_pid=$!
+  # msrun stops its workers (each in its own session) on SIGINT only, and then exits 0. So Ctrl+C and
+  # SIGTERM both become SIGINT for msrun, and the launcher exits 130 or 143 once msrun is done.
+  trap 'signalled=130; kill -INT "$msrun_pid" 2>/dev/null || true' INT
+  trap 'signalled=143; kill -INT "$msrun_pid" 2>/dev/null || true' TERM
+  while true; do
+    code=0
+    wait "$msrun_pid" || code=$?
+    # wait also returns when a trap has run; go on waiting while msrun stops the workers.
+    kill -0 "$msrun_pid" 2>/dev/null || break
+  done
+  trap - INT TERM
+  if ((signalled && code == 0)); then
+    code=$signalled
+  fi
+  return "$code"
+}
+
+code=0
+if [[ -n ${RANK_TABLE_FILE:-} ]]; then
+  run_with_rank_table || code=$?
+else
+  run_with_msrun || code=$?
+fi
+report_exit "$code"

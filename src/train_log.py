@@ -1,0 +1,75 @@
+"""Readable training logs: progress lines, one line per epoch, and metrics.csv for plotting."""
+import csv
+import os
+import time
+
+METRICS_FIELDS = ("epoch", "step", "loss", "lr", "top1", "top5", "seconds")
+
+
+def format_duration(seconds: float) -> str:
+    """1:02:03 style; minutes and seconds only below an hour."""
+    seconds = int(round(max(seconds, 0.0)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class TrainLog:
+    """Prints the progress of a run. `images_per_step` counts all ranks (the global batch)."""
+
+    def __init__(self, total_epochs: int, steps_per_epoch: int, images_per_step: int, log_interval: int,
+                 prefix: str = ""):
+        self.total_epochs = total_epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.images_per_step = images_per_step
+        self.log_interval = log_interval
+        self.prefix = prefix
+        self.epoch_seconds: list[float] = []
+        self._epoch_start = self._interval_start = time.perf_counter()
+
+    def start_epoch(self) -> None:
+        self._epoch_start = self._interval_start = time.perf_counter()
+
+    def step(self, epoch: int, step_in_epoch: int, loss: float, lr: float) -> None:
+        """A progress line every `log_interval` steps inside an epoch (not at its last step)."""
+        if not self.log_interval or step_in_epoch % self.log_interval or step_in_epoch == self.steps_per_epoch:
+            return
+        now = time.perf_counter()
+        speed = self.log_interval * self.images_per_step / max(now - self._interval_start, 1e-9)
+        self._interval_start = now
+        print(f"{self.prefix}epoch {epoch}/{self.total_epochs} step {step_in_epoch}/{self.steps_per_epoch} "
+              f"| loss {loss:.4f} | lr {lr:.6f} | {speed:.1f} img/s", flush=True)
+
+    def end_epoch(self, epoch: int, loss: float, lr: float, eval_text: str = "") -> float:
+        """Print the epoch line; return the epoch's wall time in seconds."""
+        seconds = time.perf_counter() - self._epoch_start
+        self.epoch_seconds.append(seconds)
+        # The first epoch includes graph compilation, so the ETA uses the later ones when it can.
+        typical = self.epoch_seconds[1:] or self.epoch_seconds
+        eta = sum(typical) / len(typical) * (self.total_epochs - epoch)
+        speed = self.steps_per_epoch * self.images_per_step / max(seconds, 1e-9)
+        print(f"{self.prefix}epoch {epoch}/{self.total_epochs} | loss {loss:.4f} | lr {lr:.6f} | "
+              f"{speed:.1f} img/s | {format_duration(seconds)} | ETA {format_duration(eta)}"
+              + (f" | {eval_text}" if eval_text else ""), flush=True)
+        return seconds
+
+
+class MetricsCSV:
+    """Appends one row per epoch to `path`; on resume, rows after the resumed epoch are dropped."""
+
+    def __init__(self, path: str, resumed_epoch: int = 0):
+        self.path = path
+        rows = []
+        if os.path.exists(path) and resumed_epoch:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = [r for r in csv.DictReader(handle) if r.get("epoch", "").isdigit()
+                        and int(r["epoch"]) <= resumed_epoch]
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRICS_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, **row) -> None:
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.DictWriter(handle, fieldnames=METRICS_FIELDS).writerow(
+                {key: ("" if row.get(key) is None else row[key]) for key in METRICS_FIELDS})
