@@ -37,8 +37,12 @@ def build_network(cfg):
     from src.checkpoint import assign_parameters, load_checkpoint_file, match_network
     from src.sknet50 import create_model
 
-    # ONNX needs the plain conv operator; other implementations may lower to ops ONNX lacks.
-    conv_impl = "native" if cfg.file_format == "ONNX" else cfg.conv_impl
+    # An exported file runs elsewhere (Ascend 310, ONNX Runtime), so `auto` exports the plain conv
+    # operator that every backend has; the CPU-only `fast` path (Im2Col, no ONNX mapping) only on request.
+    conv_impl = "native" if cfg.conv_impl == "auto" else cfg.conv_impl
+    if conv_impl == "fast" and cfg.file_format != "MINDIR":
+        raise UserError(f"--conv_impl fast cannot be exported as {cfg.file_format} (its Im2Col op has no "
+                        "mapping there); export with --conv_impl native (the default, auto)")
     net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl,
                        device_target=cfg.device_target)
     params, _ = load_checkpoint_file(cfg.ckpt_file)

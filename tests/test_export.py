@@ -44,8 +44,18 @@ def test_mindir_has_the_asked_batch_and_reproduces_the_network(tiny_ckpt, tmp_pa
     assert mindir_input_shape(path) == (3, 3, 32, 32)
     images = np.random.default_rng(2).standard_normal((3, 3, 32, 32)).astype(np.float32)
     exported = nn.GraphCell(ms.load(path))(ms.Tensor(images)).asnumpy()
-    # MINDIR export keeps conv_impl=auto, which is `fast` on the CPU: compare with that network.
-    np.testing.assert_array_equal(exported, tiny_network(tiny_ckpt, "fast")(ms.Tensor(images)).asnumpy())
+    # conv_impl=auto exports the portable native conv, whatever the exporting device.
+    np.testing.assert_array_equal(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy())
+
+
+def test_fast_conv_export_only_on_request(tiny_ckpt, tmp_path):
+    export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "fast"), "--conv_impl", "fast", *TINY_FLAGS])
+    images = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    exported = nn.GraphCell(ms.load(str(tmp_path / "fast.mindir")))(ms.Tensor(images)).asnumpy()
+    np.testing.assert_allclose(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy(), atol=1e-4)
+    with pytest.raises(UserError, match="cannot be exported as ONNX"):
+        export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "f"), "--conv_impl", "fast",
+                     "--file_format", "ONNX", *TINY_FLAGS])
 
 
 @pytest.mark.parametrize("flags, match", [
