@@ -8,22 +8,22 @@
 # Settings (environment variables; the defaults are the README's measured run):
 #   DEMO_DIR          work folder (data, checkpoints, results)      default ./demo_output
 #   DEMO_ARCH         sknet50 | sknet_tiny                           default sknet50
-#   DEMO_STEM         imagenet | cifar (see README: why imagenet)    default imagenet
-#   DEMO_IMAGE_SIZE   input size in pixels                           default 32
-#   DEMO_EPOCHS       training epochs                                default 5
+#   DEMO_STEM         cifar | imagenet                               default cifar
+#   DEMO_IMAGE_SIZE   input size in pixels (README: why 16)          default 16
+#   DEMO_EPOCHS       training epochs                                default 7
 #   DEMO_BATCH        batch size                                     default 32
-#   DEMO_LR           peak learning rate                             default 0.02
+#   DEMO_LR           peak learning rate                             default 0.04
 #   DEMO_TRAIN_COUNT  training digits to use, 0 = all 1,437          default 0
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO_DIR="$(mkdir -p "${DEMO_DIR:-./demo_output}" && cd "${DEMO_DIR:-./demo_output}" && pwd)"
 ARCH="${DEMO_ARCH:-sknet50}"
-STEM="${DEMO_STEM:-imagenet}"
-IMAGE_SIZE="${DEMO_IMAGE_SIZE:-32}"
-EPOCHS="${DEMO_EPOCHS:-5}"
+STEM="${DEMO_STEM:-cifar}"
+IMAGE_SIZE="${DEMO_IMAGE_SIZE:-16}"
+EPOCHS="${DEMO_EPOCHS:-7}"
 BATCH="${DEMO_BATCH:-32}"
-LR="${DEMO_LR:-0.02}"
+LR="${DEMO_LR:-0.04}"
 TRAIN_COUNT="${DEMO_TRAIN_COUNT:-0}"
 OUTPUT="$DEMO_DIR/checkpoints"
 MODEL_FLAGS=(--device_target CPU --arch "$ARCH" --stem_type "$STEM" --image_size "$IMAGE_SIZE")

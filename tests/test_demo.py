@@ -33,7 +33,7 @@ def test_digits_become_a_stratified_cifar10_binary_set(tmp_path):
 def test_demo_script_trains_and_beats_chance_by_far(tmp_path):
     """A short run (tiny network, 600 digits, 3 epochs); the README quotes the full one."""
     env = dict(os.environ, DEMO_DIR=str(tmp_path / "demo"), DEMO_ARCH="sknet_tiny", DEMO_EPOCHS="3",
-               DEMO_TRAIN_COUNT="600", DEMO_LR="0.05")
+               DEMO_TRAIN_COUNT="600", DEMO_LR="0.05", DEMO_STEM="imagenet", DEMO_IMAGE_SIZE="32")
     proc = subprocess.run(["bash", "scripts/run_demo.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
