@@ -91,4 +91,7 @@ def resolve_amp_level(amp_level: str, device_target: str) -> str:
         raise UserError(f"--amp_level {amp_level!r} is not one of {', '.join(AMP_LEVELS)}")
     if amp_level == "auto":
         return "O0" if device_target == "CPU" else "O2"
+    if device_target == "CPU" and amp_level != "O0":
+        raise UserError(f"--amp_level {amp_level} needs a GPU or Ascend: MindSpore's CPU backend has no fp16 "
+                        "convolutions; use --amp_level auto or O0 on the CPU")
     return amp_level

@@ -220,3 +220,17 @@ def test_impossible_counts_are_refused_before_anything_starts(flag, value):
     from src.trainer import Trainer
     with pytest.raises(UserError, match=f"--{flag} must be"):
         Trainer(load_config([*MODEL, f"--{flag}", value]), Placement("CPU"))
+
+
+@pytest.mark.parametrize("level, expected", [("auto", "O0"), ("O0", "O0")])
+def test_cpu_amp_levels(level, expected):
+    from src.device import resolve_amp_level
+    assert resolve_amp_level(level, "CPU") == expected
+    assert resolve_amp_level("auto", "GPU") == "O2"
+
+
+@pytest.mark.parametrize("level", ["O1", "O2", "O3"])
+def test_fp16_amp_on_the_cpu_is_a_one_line_error(level):
+    from src.device import resolve_amp_level
+    with pytest.raises(UserError, match=f"--amp_level {level} needs a GPU or Ascend"):
+        resolve_amp_level(level, "CPU")
