@@ -17,10 +17,10 @@ TINY = ["--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32", "-
         "--warmup_epochs", "0", "--eval_interval", "0", "--log_interval", "1", "--num_parallel_workers", "1"]
 
 
-def launch(data: str, out, logs, *extra: str) -> Watched:
-    env = {"DEVICE_TARGET": "CPU", "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs)}
+def launch(data: str, out, logs, *extra: str, env: dict | None = None) -> Watched:
+    env = {"DEVICE_TARGET": "CPU", "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs), **(env or {})}
     return Watched(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), data, "2", *TINY,
-                    "--epoch_size", "2", "--output_path", str(out), *extra], env, cwd=str(out.parent))
+                    "--epoch_size", "3", "--output_path", str(out), *extra], env, cwd=str(out.parent))
 
 
 def wait_for_log(path, text: str, job: Watched) -> None:
@@ -35,8 +35,10 @@ def wait_for_log(path, text: str, job: Watched) -> None:
 def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpoint(tmp_path):
     data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
     out = tmp_path / "out"
-    job = launch(data, out, tmp_path / "logs")
-    wait_for_log(tmp_path / "logs" / "worker_1.log", f"[rank 1] epoch 2/2 step 2/{STEPS}", job)
+    # Rank 0 parks inside its second save (end of epoch 2, before the rename), so rank 1 is surely
+    # mid-run, waiting in epoch 3 for rank 0's gradients, when it is killed: no race with a fast step.
+    job = launch(data, out, tmp_path / "logs", env={"SKNET_TEST_PAUSE_IN_SAVE": "2"})
+    wait_for_log(tmp_path / "logs" / "worker_0.log", "test hook: paused in save", job)
     rank1 = [pid for pid in processes_with(str(out)) if environment_of(pid).get("RANK_ID") == "1"
              and environment_of(pid).get("MS_ROLE") == "MS_WORKER"]
     assert len(rank1) == 1
@@ -54,5 +56,5 @@ def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpo
         with open(tmp_path / "logs_resumed" / f"worker_{rank}.log", encoding="utf-8", errors="replace") as log:
             assert f"[rank {rank}] resumed {checkpoint_1}: epoch 1, global step {STEPS}" in log.read()
     checkpoints = list_checkpoints(str(out))
-    assert checkpoints == [checkpoint_1, str(out / f"sknet_tiny-2_{STEPS}.ckpt")]
-    assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints] == [STEPS, 2 * STEPS]
+    assert checkpoints == [checkpoint_1] + [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (2, 3)]
+    assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints] == [STEPS, 2 * STEPS, 3 * STEPS]
