@@ -16,7 +16,7 @@ from mindspore import nn
 
 from src.checkpoint import (MOMENT_PREFIX, assign_parameters, find_resume_checkpoint, list_checkpoints,
                             load_checkpoint_file, match_network, read_sidecar, remove_checkpoint,
-                            remove_unfinished_saves, save_checkpoint_atomic, write_json_atomic)
+                            remove_unfinished_saves, save_checkpoint_atomic)
 from src.config import Config
 from src.CrossEntropySmooth import CrossEntropySmooth
 from src.dataset import create_dataset, download_for_training
