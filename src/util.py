@@ -10,7 +10,8 @@ Two implementations compute the same function from the same `weight`:
   in plain NCHW layout and are 10-100x slower than im2col + matmul for every conv of this
   network except the unstrided 1x1 (measured; README "Performance", `benchmark.py`).
 """
-from mindspore import Parameter, nn, ops
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.common import dtype as mstype
 from mindspore.common.initializer import HeNormal, initializer
 
 CONV_IMPLS = ("auto", "native", "fast")
@@ -41,67 +42,140 @@ def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
 NATIVE_POINTWISE_MIN_PIXELS = 16
 
 
-def _batch_matmul(kernels, columns, out_pixels: int):
-    """(groups, out/groups, K) x (B, groups, K, pixels) -> (B, groups, out/groups, pixels).
-
-    Two layouts of the same product, chosen by which costs less memory traffic:
+def _broadcasts_kernels(out_pixels: int, per_group: int) -> bool:
+    """Which of two layouts of the grouped GEMM costs less memory traffic (measured):
     - broadcast the kernels over the batch: one copy of the weights per image, cheap when
       the images have many pixels;
     - fold the batch into the GEMM's columns: two transposes of the activations, cheap when
       the images have few pixels (deep stages; at 1x1 pixels the broadcast copy of the
       weights is out/groups times larger than the activations).
+    """
+    return out_pixels >= per_group
+
+
+def _fold_batch(t):
+    """(B, groups, rows, pixels) -> (groups, rows, B * pixels)."""
+    batch, groups, rows, pixels = t.shape
+    return t.transpose(1, 2, 0, 3).reshape(groups, rows, batch * pixels)
+
+
+def _unfold_batch(t, batch: int):
+    """(groups, rows, B * pixels) -> (B, groups, rows, pixels); the inverse of `_fold_batch`."""
+    groups, rows, columns = t.shape
+    return t.reshape(groups, rows, batch, columns // batch).transpose(2, 0, 1, 3)
+
+
+def _batch_matmul(kernels, columns, out_pixels: int):
+    """(groups, out/groups, K) x (B, groups, K, pixels) -> (B, groups, out/groups, pixels).
+
     The `BatchMatMul` primitive is used instead of `ops.matmul`, whose broadcasting backward
     adds two full transposes of the columns (measured: ~25% of the conv's train time).
     """
     batch, groups, depth, _ = columns.shape
     per_group = kernels.shape[1]
-    if out_pixels >= per_group:
+    if _broadcasts_kernels(out_pixels, per_group):
         kernels = ops.broadcast_to(kernels.expand_dims(0), (batch, groups, per_group, depth))
         return ops.BatchMatMul()(kernels, columns)
-    folded = columns.transpose(1, 2, 0, 3).reshape(groups, depth, batch * out_pixels)
-    out = ops.BatchMatMul()(kernels, folded).reshape(groups, per_group, batch, out_pixels)
-    return out.transpose(2, 0, 1, 3)
+    return _unfold_batch(ops.BatchMatMul()(kernels, _fold_batch(columns)), batch)
 
 
-def conv2d_gemm(x, weight, stride: int, padding: int, dilation: int, groups: int):
-    """A (grouped) convolution as im2col (`ops.unfold`) followed by a batched GEMM.
+def _out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _im2col(x, kernel: int, stride: int, padding: int, dilation: int, groups: int):
+    """(B, C, H, W) -> columns (B, groups, C/groups * k * k, H' * W').
 
     `unfold` lays each column out as (channel, kernel row, kernel column), the same order as
     the flattened `weight` of shape (out, in/groups, k, k), so group g of the columns meets
-    group g of the weights without any transpose. Its gradient is col2im (`ops.fold`).
-    A 1x1 conv needs no im2col, only the stride's subsampling.
+    group g of the weights without any transpose. A 1x1 conv needs no im2col, only the
+    stride's subsampling.
     """
     batch, channels, height, width = x.shape
-    out_channels, _, kernel, _ = weight.shape
-    out_height = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-    out_width = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    out_pixels = (_out_size(height, kernel, stride, padding, dilation)
+                  * _out_size(width, kernel, stride, padding, dilation))
     columns = x
     if kernel > 1 or stride > 1:
         columns = ops.unfold(x, kernel, dilation, padding, stride)  # (B, C*k*k, H'*W')
-    columns = columns.reshape(batch, groups, channels // groups * kernel * kernel, out_height * out_width)
+    return columns.reshape(batch, groups, channels // groups * kernel * kernel, out_pixels)
+
+
+def conv2d_gemm(x, weight, stride: int, padding: int, dilation: int, groups: int):
+    """A (grouped) convolution as im2col (`ops.unfold`) followed by a batched GEMM."""
+    batch, _, height, width = x.shape
+    out_channels, _, kernel, _ = weight.shape
+    columns = _im2col(x, kernel, stride, padding, dilation, groups)
     kernels = weight.reshape(groups, out_channels // groups, -1)
-    out = _batch_matmul(kernels, columns, out_height * out_width)
-    return out.reshape(batch, out_channels, out_height, out_width)
+    out = _batch_matmul(kernels, columns, columns.shape[3])
+    return out.reshape(batch, out_channels, _out_size(height, kernel, stride, padding, dilation),
+                       _out_size(width, kernel, stride, padding, dilation))
 
 
-def conv2d_fast(x, weight, stride: int, padding: int, dilation: int, groups: int):
-    """The `fast` implementation: the native kernel where it is fast, the GEMM elsewhere.
+class GemmConv(nn.Cell):
+    """`conv2d_gemm(x, weight)` whose backward pass recomputes the im2col columns.
+
+    Automatic differentiation would keep every conv's columns alive from the forward pass
+    to the backward one, and they are k*k times the conv's input (9x for a 3x3 conv): at
+    224x224 and batch 32 that is ~6 GB, which made training peak 1.15x higher than with the
+    native convs. Here the backward pass keeps only `x` (which the layer before keeps
+    anyway) and unfolds it again, at the cost of one more `Im2Col` per conv (~10% of the
+    train step; measured, README "Performance"). The gradient of im2col is col2im
+    (`ops.fold`). The `depend` on `dout` stops the scheduler from hoisting the recomputation
+    into the forward pass, where its result would again live until the backward.
+    """
+
+    def __init__(self, stride: int, padding: int, dilation: int, groups: int):
+        super().__init__()
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.matmul_transpose_a = ops.BatchMatMul(transpose_a=True)
+        self.matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
+
+    def construct(self, x, weight):
+        return conv2d_gemm(x, weight, self.stride, self.padding, self.dilation, self.groups)
+
+    def bprop(self, x, weight, out, dout):
+        batch, channels, height, width = x.shape
+        out_channels, _, kernel, _ = weight.shape
+        groups = self.groups
+        columns = _im2col(ops.depend(x, dout), kernel, self.stride, self.padding, self.dilation, groups)
+        depth, out_pixels = columns.shape[2], columns.shape[3]
+        per_group = out_channels // groups
+        dout = dout.reshape(batch, groups, per_group, out_pixels)
+        kernels = weight.reshape(groups, per_group, depth)
+        if _broadcasts_kernels(out_pixels, per_group):
+            dweight = self.matmul_transpose_b(dout, columns).sum(0)
+            kernels = ops.broadcast_to(kernels.expand_dims(0), (batch, groups, per_group, depth))
+            dcolumns = self.matmul_transpose_a(kernels, dout)
+        else:
+            dout = _fold_batch(dout)
+            dweight = self.matmul_transpose_b(dout, _fold_batch(columns))
+            dcolumns = _unfold_batch(self.matmul_transpose_a(kernels, dout), batch)
+        if kernel > 1 or self.stride > 1:
+            dx = ops.fold(dcolumns.reshape(batch, channels * kernel * kernel, out_pixels),
+                          Tensor([height, width], mstype.int32), kernel, self.dilation, self.padding, self.stride)
+        else:
+            dx = dcolumns.reshape(x.shape)
+        return dx, dweight.reshape(weight.shape)
+
+
+def conv2d_pointwise(x, weight, stride: int):
+    """The `fast` ungrouped 1x1 conv: the native kernel where it is fast, a GEMM elsewhere.
 
     MindSpore's CPU convs run in plain NCHW layout; only the unstrided 1x1 conv on images of
     8x8 pixels or more is fast. A strided 1x1 conv is 100x slower than the unstrided one, so
     it subsamples first (a 1x1 `unfold` with the stride) and then takes the same decision.
     Shapes are static in graph mode, so the branch is resolved at compile time.
     """
-    kernel = weight.shape[2]
-    if kernel == 1 and groups == 1:
-        if stride > 1:
-            batch, channels, height, width = x.shape
-            x = ops.unfold(x, 1, 1, 0, stride).reshape(
-                batch, channels, (height - 1) // stride + 1, (width - 1) // stride + 1)
-        if x.shape[2] * x.shape[3] >= NATIVE_POINTWISE_MIN_PIXELS:
-            return ops.conv2d(x, weight, None, 1, "valid", 0, 1, 1)
-        return conv2d_gemm(x, weight, 1, 0, 1, 1)
-    return conv2d_gemm(x, weight, stride, padding, dilation, groups)
+    if stride > 1:
+        batch, channels, height, width = x.shape
+        x = ops.unfold(x, 1, 1, 0, stride).reshape(
+            batch, channels, (height - 1) // stride + 1, (width - 1) // stride + 1)
+    if x.shape[2] * x.shape[3] >= NATIVE_POINTWISE_MIN_PIXELS:
+        return ops.conv2d(x, weight, None, 1, "valid", 0, 1, 1)
+    return conv2d_gemm(x, weight, 1, 0, 1, 1)
 
 
 class Conv2d(nn.Cell):
@@ -110,7 +184,8 @@ class Conv2d(nn.Cell):
     Padding is always explicit (`pad_mode='pad'`), never `'same'`: a dilated conv exported
     with `'same'` becomes ONNX `auto_pad=SAME_UPPER`, which ONNX Runtime refuses.
     The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline.
-    With `conv_impl='fast'` the computation is `conv2d_fast`; the parameter is the same.
+    With `conv_impl='fast'` an ungrouped 1x1 conv is `conv2d_pointwise` and every other conv
+    is `GemmConv`; the parameter is the same.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -130,10 +205,16 @@ class Conv2d(nn.Cell):
         self.conv_impl = conv_impl
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
+        pointwise = kernel_size == 1 and groups == 1
+        self.gemm = None
+        if conv_impl == "fast" and not pointwise:
+            self.gemm = GemmConv(stride, self.padding, dilation, groups)
 
     def construct(self, x):
+        if self.gemm is not None:
+            return self.gemm(x, self.weight)
         if self.conv_impl == "fast":
-            return conv2d_fast(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
+            return conv2d_pointwise(x, self.weight, self.stride)
         return ops.conv2d(x, self.weight, None, self.stride, "pad", self.padding, self.dilation, self.groups)
 
     def extend_repr(self):

@@ -3,7 +3,7 @@
 Tolerance: max |fast - native| <= 1e-4 * max(1, max |native|), for outputs and for the
 gradients with respect to the input and the weight. The spatial sizes are reduced, but every
 (in, out, kernel, stride, dilation, groups) of SKNet-50 is checked, on images large and small
-enough to take each branch of `conv2d_fast` (native/GEMM 1x1, broadcast/batch-folded GEMM).
+enough to take each branch of the fast path (native/GEMM 1x1, broadcast/batch-folded GEMM).
 """
 import os
 
