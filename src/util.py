@@ -10,6 +10,7 @@ Two implementations compute the same function from the same `weight`:
   in plain NCHW layout and are 10-100x slower than im2col + matmul for every conv of this
   network except the unstrided 1x1 (measured; README "Performance", `benchmark.py`).
 """
+import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import HeNormal, initializer
@@ -143,22 +144,53 @@ class GemmConv(nn.Cell):
         columns = _im2col(ops.depend(x, dout), kernel, self.stride, self.padding, self.dilation, groups)
         depth, out_pixels = columns.shape[2], columns.shape[3]
         per_group = out_channels // groups
-        dout = dout.reshape(batch, groups, per_group, out_pixels)
+        grouped_dout = dout.reshape(batch, groups, per_group, out_pixels)
         kernels = weight.reshape(groups, per_group, depth)
-        if _broadcasts_kernels(out_pixels, per_group):
-            dweight = self.matmul_transpose_b(dout, columns).sum(0)
-            kernels = ops.broadcast_to(kernels.expand_dims(0), (batch, groups, per_group, depth))
-            dcolumns = self.matmul_transpose_a(kernels, dout)
+        broadcast = _broadcasts_kernels(out_pixels, per_group)
+        if broadcast:
+            dweight = self.matmul_transpose_b(grouped_dout, columns).sum(0)
         else:
-            dout = _fold_batch(dout)
-            dweight = self.matmul_transpose_b(dout, _fold_batch(columns))
-            dcolumns = _unfold_batch(self.matmul_transpose_a(kernels, dout), batch)
-        if kernel > 1 or self.stride > 1:
+            dweight = self.matmul_transpose_b(_fold_batch(grouped_dout), _fold_batch(columns))
+        if self.stride == 1:
+            # The input gradient of a stride-1 "same" conv is the same conv of `dout` with the
+            # kernels flipped and transposed within each group: an im2col of `dout` instead of a
+            # col2im, which MindSpore's CPU runs ~2.5x slower (measured).
+            dx = conv2d_gemm(dout, _transposed_kernels(weight, groups), 1, self.padding, self.dilation, groups)
+        else:
+            if broadcast:
+                kernels = ops.broadcast_to(kernels.expand_dims(0), (batch, groups, per_group, depth))
+                dcolumns = self.matmul_transpose_a(kernels, grouped_dout)
+            else:
+                dcolumns = _unfold_batch(self.matmul_transpose_a(kernels, _fold_batch(grouped_dout)), batch)
             dx = ops.fold(dcolumns.reshape(batch, channels * kernel * kernel, out_pixels),
                           Tensor([height, width], mstype.int32), kernel, self.dilation, self.padding, self.stride)
-        else:
-            dx = dcolumns.reshape(x.shape)
         return dx, dweight.reshape(weight.shape)
+
+
+def _transposed_kernels(weight, groups: int):
+    """(out, in/groups, k, k) -> (in, out/groups, k, k): each group's kernels transposed and flipped.
+
+    One `Gather` of the weight by a constant permutation: MindSpore's CPU `ReverseV2` (flip)
+    took ~1 ms even for these small weights (profiled).
+    """
+    out_channels, group_in, kernel, _ = weight.shape
+    per_group = out_channels // groups
+    index = np.arange(weight.size).reshape(groups, per_group, group_in, kernel, kernel)
+    index = index.transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(-1)
+    return ops.gather(weight.reshape(-1), Tensor(index.astype(np.int32)), 0).reshape(
+        groups * group_in, per_group, kernel, kernel)
+
+
+def only_centre_tap(shape, stride: int, dilation: int) -> bool:
+    """True when a stride-1 "same" conv's off-centre taps all fall into the zero padding.
+
+    Output pixel i reads input pixels i + a * dilation, a = -(k-1)/2 .. (k-1)/2; for a != 0
+    they are at least `dilation` away, outside an image of at most `dilation` pixels. Then
+    the conv is a 1x1 conv with the centre of each kernel (exact, and its weight gradient is
+    zero off the centre, as the native conv's). SKNet meets this in its deep stages on
+    small images: a dilation-2 path at 2x2 pixels, every path at 1x1.
+    """
+    return stride == 1 and shape[2] <= dilation and shape[3] <= dilation
 
 
 def conv2d_pointwise(x, weight, stride: int):
@@ -212,6 +244,9 @@ class Conv2d(nn.Cell):
 
     def construct(self, x):
         if self.gemm is not None:
+            if only_centre_tap(x.shape, self.stride, self.dilation):
+                centre = self.kernel_size // 2
+                return conv2d_gemm(x, self.weight[:, :, centre:centre + 1, centre:centre + 1], 1, 0, 1, self.groups)
             return self.gemm(x, self.weight)
         if self.conv_impl == "fast":
             return conv2d_pointwise(x, self.weight, self.stride)
