@@ -3,8 +3,8 @@
 Tolerance: max |fast - native| <= 1e-4 * max(1, max |native|), for outputs and for the
 gradients with respect to the input and the weight. The spatial sizes are reduced, but every
 (in, out, kernel, stride, dilation, groups) of SKNet-50 is checked, on images large and small
-enough to take each branch of the fast path (native/GEMM 1x1, broadcast/batch-folded GEMM,
-centre tap only, col2im or a conv for the input gradient).
+enough to take each branch of the fast path (native/GEMM 1x1, small-image dense GEMM,
+broadcast/batch-folded im2col GEMM, col2im or a conv for the input gradient).
 """
 import os
 
@@ -15,7 +15,7 @@ from mindspore import nn, ops
 
 from src.CrossEntropySmooth import CrossEntropySmooth
 from src.sknet50 import sknet50, sknet_tiny
-from src.util import NATIVE_POINTWISE_MIN_PIXELS, Conv2d, only_centre_tap, resolve_conv_impl
+from src.util import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS, Conv2d, resolve_conv_impl
 
 TOLERANCE = 1e-4
 
@@ -76,9 +76,10 @@ def test_the_cases_cover_every_branch_of_the_fast_path():
     assert min(out_pixels) < NATIVE_POINTWISE_MIN_PIXELS <= max(out_pixels)
     # grouped convs: 1 pixel < 4 channels per group (batch folded) and 64 pixels > 32 (broadcast)
     assert min(out_pixels) < 4 and max(out_pixels) > 32
-    centre = {only_centre_tap((1, 1, size, size), shape[3], shape[4])
-              for shape, size in (p.values for p in conv_cases()) if shape[2] == 3}
-    assert centre == {True, False}
+    # 3x3 convs: small images (dense GEMM) and larger ones (im2col), strided and not
+    small = {(size * size <= SMALL_IMAGE_MAX_PIXELS, shape[3])
+             for shape, size in (p.values for p in conv_cases()) if shape[2] == 3}
+    assert small == {(True, 1), (True, 2), (False, 1), (False, 2)}
 
 
 @pytest.mark.slow
