@@ -14,6 +14,7 @@ import pytest
 from mindspore import nn, ops
 
 from src.CrossEntropySmooth import CrossEntropySmooth
+from src import util
 from src.sknet50 import sknet50, sknet_tiny
 from src.util import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS, Conv2d, resolve_conv_impl
 
@@ -82,9 +83,7 @@ def test_the_cases_cover_every_branch_of_the_fast_path():
     assert small == {(True, 1), (True, 2), (False, 1), (False, 2)}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("shape, size", conv_cases())
-def test_fast_conv_matches_native(shape, size):
+def check_fast_matches_native(shape, size):
     in_channels, out_channels, kernel, stride, _, groups = shape
     rng = np.random.default_rng(sum(shape) + size)
     fan_in = in_channels // groups * kernel * kernel
@@ -98,6 +97,31 @@ def test_fast_conv_matches_native(shape, size):
     for what, a, b in zip(("output", "input gradient", "weight gradient"), fast, native):
         assert a.shape == b.shape, what
         assert_close(a, b, what)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, size", conv_cases())
+def test_fast_conv_matches_native(shape, size):
+    check_fast_matches_native(shape, size)
+
+
+def im2col_cases():
+    """The cases that take `GemmConv` (im2col), whose columns are small enough to be kept."""
+    return [case for case in conv_cases()
+            if case.values[0][2] > 1 and case.values[1] ** 2 > SMALL_IMAGE_MAX_PIXELS]
+
+
+def test_im2col_cases_cover_both_layouts_and_strides():
+    shapes = [case.values[0] for case in im2col_cases()]
+    assert {s[3] for s in shapes} == {1, 2} and {s[5] for s in shapes} == {1, 32}
+    assert {s[1] // s[5] for s in shapes} == {4, 8, 16, 32, 64}  # broadcast and batch-folded GEMMs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, size", im2col_cases())
+def test_fast_conv_matches_native_when_columns_are_recomputed(shape, size, monkeypatch):
+    monkeypatch.setattr(util, "KEEP_COLUMNS_MAX_ELEMENTS", 0)
+    check_fast_matches_native(shape, size)
 
 
 class TrainGradients(nn.Cell):
