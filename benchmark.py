@@ -2,14 +2,15 @@
 
     python benchmark.py --device_target CPU --batch_size 32 --image_size 224 --conv_impl native,fast
 
-For each implementation a fresh subprocess builds the network and measures, on random
-data: the compile time of the training graph, train-step images/s (loss, backward,
-Momentum update), eval images/s (forward in inference mode), MINDIR inference images/s
-(`mindspore.export` + `nn.GraphCell(mindspore.load(...))`) and the peak resident memory.
-Each rate is the median of `--steps` timed steps after `--warmup` untimed ones. A separate
-process per implementation makes the peak memory attributable; running both in one call
-(alternately, `--rounds` times, reporting medians) keeps the ratio meaningful on a shared,
-noisy machine.
+For each implementation two fresh subprocesses build the network and measure, on random
+data: (1) the compile time of the training graph, train-step images/s (loss, backward,
+Momentum update) and the peak resident memory of training; (2) eval images/s (forward in
+inference mode), MINDIR inference images/s (`mindspore.export` +
+`nn.GraphCell(mindspore.load(...))`) and their peak resident memory. Each rate is the median
+of `--steps` timed steps after `--warmup` untimed ones. Separate processes make each peak
+memory attributable (and a phase that runs out of memory does not take the other with it);
+running both implementations in one call (alternately, `--rounds` times, reporting medians)
+keeps the ratio meaningful on a shared, noisy machine.
 """
 import argparse
 import datetime
@@ -33,8 +34,8 @@ METRICS = (
     ("train_img_s", "train step, img/s", "{:.2f}"),
     ("eval_img_s", "eval (forward), img/s", "{:.2f}"),
     ("mindir_img_s", "MINDIR inference, img/s", "{:.2f}"),
-    ("train_peak_rss_gb", "peak RSS during training, GB", "{:.2f}"),
-    ("peak_rss_gb", "peak RSS (whole run), GB", "{:.2f}"),
+    ("train_peak_rss_gb", "peak RSS of training, GB", "{:.2f}"),
+    ("infer_peak_rss_gb", "peak RSS of eval + MINDIR, GB", "{:.2f}"),
     ("train_compile_s", "train graph compile, s", "{:.1f}"),
     ("train_step_s", "train step, s (median)", "{:.3f}"),
 )
@@ -103,8 +104,8 @@ def report(result: dict[str, float]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def measure(args: argparse.Namespace, conv_impl: str) -> None:
-    """Run every measurement for one implementation in this process, reporting after each phase."""
+def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
+    """Run one phase (`train` or `infer`) for one implementation in this process, reporting as it goes."""
     import numpy as np
     import mindspore as ms
     from mindspore import nn
@@ -120,53 +121,63 @@ def measure(args: argparse.Namespace, conv_impl: str) -> None:
     labels = ms.Tensor(rng.integers(0, args.class_num, args.batch_size).astype(np.int32))
     net = create_model(args.arch, args.class_num, stem_type=args.stem_type, conv_impl=conv_impl,
                        device_target=args.device_target)
-    loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=args.class_num)
-    optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
-    train_step = nn.TrainOneStepCell(nn.WithLossCell(net, loss), optimizer)
-    train_step.set_train(True)
-    start = time.perf_counter()
-    train_step.compile(images, labels)
-    result = {"train_compile_s": time.perf_counter() - start}
-    result["train_step_s"] = median_seconds(train_step, (images, labels), args.warmup, args.steps)
-    result["train_img_s"] = args.batch_size / result["train_step_s"]
-    result["train_peak_rss_gb"] = result["peak_rss_gb"] = peak_rss_gb()
-    report(result)
-
+    result = {}
+    if phase == "train":
+        loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=args.class_num)
+        optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
+        train_step = nn.TrainOneStepCell(nn.WithLossCell(net, loss), optimizer)
+        train_step.set_train(True)
+        start = time.perf_counter()
+        train_step.compile(images, labels)
+        result["train_compile_s"] = time.perf_counter() - start
+        result["train_step_s"] = median_seconds(train_step, (images, labels), args.warmup, args.steps)
+        result["train_img_s"] = args.batch_size / result["train_step_s"]
+        result["train_peak_rss_gb"] = peak_rss_gb()
+        report(result)
+        return
     net.set_train(False)
     result["eval_img_s"] = args.batch_size / median_seconds(net, (images,), args.warmup, args.steps)
-    result["peak_rss_gb"] = peak_rss_gb()
+    result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
-
     with tempfile.TemporaryDirectory(prefix="sknet_benchmark_") as tmp:
         path = os.path.join(tmp, "net")
         ms.export(net, images, file_name=path, file_format="MINDIR")
         graph = nn.GraphCell(ms.load(f"{path}.mindir"))
         result["mindir_img_s"] = args.batch_size / median_seconds(graph, (images,), args.warmup, args.steps)
-    result["peak_rss_gb"] = peak_rss_gb()
+    result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
 
 
-def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
-    """Measure `conv_impl` in a fresh interpreter and return its metrics."""
-    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--worker", conv_impl]
-    print(f"measuring conv_impl={conv_impl} ...", file=sys.stderr, flush=True)
+def run_phase(args: argparse.Namespace, conv_impl: str, phase: str) -> dict[str, float]:
+    """Measure one phase of `conv_impl` in a fresh interpreter and return its metrics ({} if it failed)."""
+    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--worker", f"{conv_impl}:{phase}"]
+    print(f"measuring conv_impl={conv_impl}, {phase} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"the benchmark of conv_impl={conv_impl} failed (exit {proc.returncode}):\n{tail}")
     if proc.returncode != 0:
-        print(f"warning: conv_impl={conv_impl} stopped early (exit {proc.returncode}; -9 is usually out of "
-              "memory); the phases it finished are reported", file=sys.stderr, flush=True)
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        print(f"warning: the {phase} phase of conv_impl={conv_impl} stopped early (exit {proc.returncode}; -9 is "
+              f"usually out of memory); what it finished is reported. Its last output:\n{tail}",
+              file=sys.stderr, flush=True)
+    return json.loads(lines[-1][len(RESULT_PREFIX):]) if lines else {}
+
+
+def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
+    """Measure `conv_impl`: training and inference each in a fresh interpreter, so that each
+    phase's peak memory is its own and one phase running out of memory does not stop the other."""
+    result = {**run_phase(args, conv_impl, "train"), **run_phase(args, conv_impl, "infer")}
+    if not result:
+        raise RuntimeError(f"the benchmark of conv_impl={conv_impl} failed in every phase (see the warnings above)")
+    return result
 
 
 def combine_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
     """The median of each metric over rounds; for the peak memory, the largest."""
     keys = set.intersection(*(set(r) for r in rounds))
     combined = {key: statistics.median(r[key] for r in rounds) for key in keys}
-    for key in ("train_peak_rss_gb", "peak_rss_gb"):
-        combined[key] = max(r[key] for r in rounds)
+    for key in ("train_peak_rss_gb", "infer_peak_rss_gb"):
+        if key in combined:
+            combined[key] = max(r[key] for r in rounds)
     return combined
 
 
@@ -188,7 +199,7 @@ def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
 def main() -> int:
     args = parse_args(sys.argv[1:])
     if args.worker is not None:
-        measure(args, args.worker)
+        measure(args, *args.worker.split(":"))
         # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
         os._exit(0)
     impls = args.conv_impl.split(",")
@@ -201,7 +212,7 @@ def main() -> int:
     print(f"# arch={args.arch} stem_type={args.stem_type} device_target={args.device_target} "
           f"batch_size={args.batch_size} image_size={args.image_size} fp32, GRAPH mode; "
           f"warm-up {args.warmup}, median of {args.steps} steps; {args.rounds} round(s), "
-          "each implementation in its own process")
+          "each phase of each implementation in its own process")
     print(format_table(impls, results))
     return 0
 

@@ -102,15 +102,21 @@ def _im2col(x, kernel: int, stride: int, padding: int, dilation: int, groups: in
     return columns.reshape(batch, groups, channels // groups * kernel * kernel, out_pixels)
 
 
-def conv2d_gemm(x, weight, stride: int, padding: int, dilation: int, groups: int):
-    """A (grouped) convolution as im2col (`ops.unfold`) followed by a batched GEMM."""
+def _conv2d_gemm_and_columns(x, weight, stride: int, padding: int, dilation: int, groups: int):
+    """`conv2d_gemm`, also returning its im2col columns."""
     batch, _, height, width = x.shape
     out_channels, _, kernel, _ = weight.shape
     columns = _im2col(x, kernel, stride, padding, dilation, groups)
     kernels = weight.reshape(groups, out_channels // groups, -1)
     out = _batch_matmul(kernels, columns, columns.shape[3])
-    return out.reshape(batch, out_channels, _out_size(height, kernel, stride, padding, dilation),
-                       _out_size(width, kernel, stride, padding, dilation))
+    out = out.reshape(batch, out_channels, _out_size(height, kernel, stride, padding, dilation),
+                      _out_size(width, kernel, stride, padding, dilation))
+    return out, columns
+
+
+def conv2d_gemm(x, weight, stride: int, padding: int, dilation: int, groups: int):
+    """A (grouped) convolution as im2col (`ops.unfold`) followed by a batched GEMM."""
+    return _conv2d_gemm_and_columns(x, weight, stride, padding, dilation, groups)[0]
 
 
 # Im2col columns of at most this many elements (16 MB in fp32) are kept for the backward
@@ -148,12 +154,7 @@ class GemmConv(nn.Cell):
         self.matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
 
     def construct(self, x, weight):
-        batch, _, height, width = x.shape
-        out_channels, _, kernel, _ = weight.shape
-        columns = _im2col(x, kernel, self.stride, self.padding, self.dilation, self.groups)
-        out = _batch_matmul(weight.reshape(self.groups, out_channels // self.groups, -1), columns, columns.shape[3])
-        out = out.reshape(batch, out_channels, _out_size(height, kernel, self.stride, self.padding, self.dilation),
-                          _out_size(width, kernel, self.stride, self.padding, self.dilation))
+        out, columns = _conv2d_gemm_and_columns(x, weight, self.stride, self.padding, self.dilation, self.groups)
         if self.keeps_columns(x.shape):
             return out, columns
         return out
@@ -291,8 +292,9 @@ class Conv2d(nn.Cell):
     Padding is always explicit (`pad_mode='pad'`), never `'same'`: a dilated conv exported
     with `'same'` becomes ONNX `auto_pad=SAME_UPPER`, which ONNX Runtime refuses.
     The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline.
-    With `conv_impl='fast'` an ungrouped 1x1 conv is `conv2d_pointwise` and every other conv
-    is `GemmConv`; the parameter is the same.
+    With `conv_impl='fast'` an ungrouped 1x1 conv is `conv2d_pointwise`, and every other conv
+    is `conv2d_small_image` on images of at most `SMALL_IMAGE_MAX_PIXELS` pixels and
+    `GemmConv` (im2col) on larger ones; the parameter is the same.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
