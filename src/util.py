@@ -120,9 +120,9 @@ def conv2d_gemm(x, weight, stride: int, padding: int, dilation: int, groups: int
 
 
 # Im2col columns of at most this many elements (16 MB in fp32) are kept for the backward
-# pass; larger ones are recomputed there (see `GemmConv`). All of SKNet-50's are below it at
-# 32x32 and batch 32 (~0.1 GB in all; keeping them saves ~3.5% of the train step), all above
-# it at 224x224 (~6 GB in all).
+# pass; larger ones are recomputed there (see `GemmConv`). At batch 32, all of SKNet-50's are
+# below it at 32x32 (~0.1 GB in all; keeping them saves an `Im2Col` per conv), and all above it
+# at 224x224 (~6 GB in all).
 KEEP_COLUMNS_MAX_ELEMENTS = 4 * 2**20
 
 
@@ -188,13 +188,13 @@ class GemmConv(nn.Cell):
         # the chain of input gradients ahead and keep each layer's `dout` for later (peak at
         # 224x224, batch 32: 11.95 -> 11.79 GB, measured).
         dout = ops.depend(dout, dweight)
-        grouped_dout = ops.depend(grouped_dout, dweight)
         if self.stride == 1:
             # The input gradient of a stride-1 "same" conv is the same conv of `dout` with the
             # kernels flipped and transposed within each group: an im2col of `dout` instead of a
             # col2im, which MindSpore's CPU runs ~2.5x slower (measured).
             dx = conv2d_gemm(dout, _transposed_kernels(weight, groups), 1, self.padding, self.dilation, groups)
         else:
+            grouped_dout = dout.reshape(batch, groups, per_group, out_pixels)
             if broadcast:
                 kernels = ops.broadcast_to(kernels.expand_dims(0), (batch, groups, per_group, depth))
                 dcolumns = self.matmul_transpose_a(kernels, grouped_dout)
@@ -205,6 +205,14 @@ class GemmConv(nn.Cell):
         return dx, dweight.reshape(weight.shape)
 
 
+@constexpr
+def _transposed_kernel_index(groups: int, per_group: int, group_in: int, kernel: int):
+    """The flat positions in a weight (out, in/groups, k, k) of `_transposed_kernels`' elements."""
+    index = np.arange(groups * per_group * group_in * kernel * kernel)
+    index = index.reshape(groups, per_group, group_in, kernel, kernel).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    return Tensor(index.reshape(-1).astype(np.int32))
+
+
 def _transposed_kernels(weight, groups: int):
     """(out, in/groups, k, k) -> (in, out/groups, k, k): each group's kernels transposed and flipped.
 
@@ -213,15 +221,13 @@ def _transposed_kernels(weight, groups: int):
     """
     out_channels, group_in, kernel, _ = weight.shape
     per_group = out_channels // groups
-    index = np.arange(weight.size).reshape(groups, per_group, group_in, kernel, kernel)
-    index = index.transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(-1)
-    return ops.gather(weight.reshape(-1), Tensor(index.astype(np.int32)), 0).reshape(
-        groups * group_in, per_group, kernel, kernel)
+    index = _transposed_kernel_index(groups, per_group, group_in, kernel)
+    return ops.gather(weight.reshape(-1), index, 0).reshape(groups * group_in, per_group, kernel, kernel)
 
 
 # A conv whose input has at most this many pixels is computed as one dense GEMM per group
-# (`conv2d_small_image`), without im2col. At 4x4 pixels and below that is 2-4x faster than
-# im2col + GEMM for every SKNet conv, at 8x8 it is 1.5x slower (measured, batch 32, forward
+# (`conv2d_small_image`), without im2col. At 4x4 pixels and below that is 1.7-4x faster than
+# im2col + GEMM for every SKNet conv, at 8x8 it is 1.4x slower (measured, batch 32, forward
 # and backward).
 SMALL_IMAGE_MAX_PIXELS = 16
 
@@ -280,7 +286,7 @@ def conv2d_pointwise(x, weight, stride: int):
     if stride > 1:
         batch, channels, height, width = x.shape
         x = ops.unfold(x, 1, 1, 0, stride).reshape(
-            batch, channels, (height - 1) // stride + 1, (width - 1) // stride + 1)
+            batch, channels, _out_size(height, 1, stride, 0, 1), _out_size(width, 1, stride, 0, 1))
     if x.shape[2] * x.shape[3] >= NATIVE_POINTWISE_MIN_PIXELS:
         return ops.conv2d(x, weight, None, 1, "valid", 0, 1, 1)
     return conv2d_gemm(x, weight, 1, 0, 1, 1)
