@@ -24,9 +24,9 @@ import sys
 import tempfile
 import time
 
-from src.errors import UserError, run_cli
+from src.utils.errors import UserError, run_cli
 from src.sknet50 import MODELS, STEM_TYPES
-from src.util import CONV_IMPLS, DEVICE_TARGETS
+from src.utils.device import CONV_IMPLS, DEVICE_TARGETS, resolve_conv_impl
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
 # (key, label, format)
@@ -110,7 +110,7 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
     import mindspore as ms
     from mindspore import nn
 
-    from src.CrossEntropySmooth import CrossEntropySmooth
+    from src.training.loss import CrossEntropySmooth
     from src.sknet50 import create_model
 
     ms.set_context(mode=ms.GRAPH_MODE)
@@ -119,8 +119,8 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((args.batch_size, 3, args.image_size, args.image_size), dtype=np.float32))
     labels = ms.Tensor(rng.integers(0, args.class_num, args.batch_size).astype(np.int32))
-    net = create_model(args.arch, args.class_num, stem_type=args.stem_type, conv_impl=conv_impl,
-                       device_target=args.device_target)
+    net = create_model(args.arch, args.class_num, stem_type=args.stem_type,
+                       conv_impl=resolve_conv_impl(conv_impl, args.device_target))
     result = {}
     if phase == "train":
         loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=args.class_num)

@@ -12,7 +12,15 @@ import sys
 
 import numpy as np
 
-from src.errors import UserError, run_cli
+from src.utils.device import resolve_conv_impl, set_up_device  # first: it quiets MindSpore's log
+import mindspore as ms  # noqa: E402  (after src.utils.device, which sets MindSpore's log level)
+from mindspore import nn  # noqa: E402
+
+from src.sknet50 import create_model  # noqa: E402
+from src.utils.atomic_file import atomic_path  # noqa: E402
+from src.utils.checkpoint_file import load_weights  # noqa: E402
+from src.utils.config import load_config  # noqa: E402
+from src.utils.errors import UserError, run_cli  # noqa: E402
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 # The exported graph must reproduce the network; float32 reorderings stay far below this.
@@ -34,44 +42,34 @@ def check_settings(cfg) -> None:
 
 def build_network(cfg):
     """The configured variant with the checkpoint's weights (verified, never partly loaded), in inference mode."""
-    from src.checkpoint import assign_parameters, load_checkpoint_file, match_network
-    from src.sknet50 import create_model
-
     # An exported file runs elsewhere (Ascend 310, ONNX Runtime), so `auto` exports the plain conv
     # operator that every backend has; the CPU-only `fast` path (Im2Col, no ONNX mapping) only on request.
     conv_impl = "native" if cfg.conv_impl == "auto" else cfg.conv_impl
     if conv_impl == "fast" and cfg.file_format != "MINDIR":
         raise UserError(f"--conv_impl fast cannot be exported as {cfg.file_format} (its Im2Col op has no "
                         "mapping there); export with --conv_impl native (the default, auto)")
-    net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl,
-                       device_target=cfg.device_target)
-    params, _ = load_checkpoint_file(cfg.ckpt_file)
-    values, _ = match_network(net, params, f"checkpoint {cfg.ckpt_file}")
-    assign_parameters({param.name: param for param in net.get_parameters()}, values)
+    net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type,
+                       conv_impl=resolve_conv_impl(conv_impl, cfg.device_target))
+    load_weights(net, cfg.ckpt_file, f"checkpoint {cfg.ckpt_file}")
     net.set_train(False)
     return net
 
 
 def export_atomic(net, sample, file_name: str, file_format: str) -> str:
     """Export to `file_name` + the format's suffix, through a temporary name, and return the path."""
-    import mindspore as ms
-
-    path = file_name + FORMATS[file_format]
+    suffix = FORMATS[file_format]
+    path = file_name + suffix
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"the folder of --file_name {file_name} does not exist; create {folder} first")
-    tmp_base = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(file_name)}")
-    ms.export(net, ms.Tensor(sample), file_name=tmp_base, file_format=file_format)
-    os.replace(tmp_base + FORMATS[file_format], path)
+    with atomic_path(path, suffix=suffix) as tmp:
+        ms.export(net, ms.Tensor(sample), file_name=tmp[:-len(suffix)], file_format=file_format)
     return path
 
 
 def run_exported(path: str, file_format: str, sample: np.ndarray) -> np.ndarray | None:
     """Output of the exported file on `sample`, or None when this machine cannot run it."""
     if file_format == "MINDIR":
-        import mindspore as ms
-        from mindspore import nn
-
         return nn.GraphCell(ms.load(path))(ms.Tensor(sample)).asnumpy()
     if file_format == "ONNX":
         try:
@@ -86,15 +84,9 @@ def run_exported(path: str, file_format: str, sample: np.ndarray) -> np.ndarray 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from src.config import load_config
-
     cfg = load_config(argv, description=__doc__, flag_aliases={"batch_size": "export_batch_size"})
     check_settings(cfg)
-    from src.device import set_up_device
-
     set_up_device(cfg.device_target, cfg.device_id)
-    import mindspore as ms
-
     net = build_network(cfg)
     shape = (cfg.export_batch_size, 3, cfg.image_size, cfg.image_size)
     sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

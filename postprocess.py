@@ -13,7 +13,10 @@ import sys
 
 import numpy as np
 
-from src.errors import UserError, run_cli
+from src.evaluation.metrics import top_k_hits
+from src.utils.atomic_file import write_atomic
+from src.utils.config import load_config
+from src.utils.errors import UserError, run_cli
 
 META_FILE = "meta.json"
 
@@ -65,17 +68,13 @@ def read_logits(result_path: str, meta: dict) -> np.ndarray:
 def accuracy_line(logits: np.ndarray, labels: np.ndarray) -> str:
     """"top-1 accuracy: ..., top-5 accuracy: ..." with the counts (top-k is capped at the class count)."""
     k = min(5, logits.shape[1])
-    top_k = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    top1 = int((top_k[:, 0] == labels).sum())
-    top5 = int((top_k == labels[:, None]).any(axis=1).sum())
-    count = len(labels)
+    _, hit1, hit5 = top_k_hits(logits, labels, k)
+    top1, top5, count = int(hit1.sum()), int(hit5.sum()), len(labels)
     return (f"top-1 accuracy: {top1 / count:.4f} ({top1}/{count}), "
             f"top-{k} accuracy: {top5 / count:.4f} ({top5}/{count})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from src.config import load_config
-
     cfg = load_config(argv, description=__doc__)
     if not os.path.isdir(cfg.result_path):
         raise UserError(f"result folder {cfg.result_path} does not exist; pass the 310 app's --result_path")
@@ -83,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = read_labels(cfg.label_path, meta["image_count"])
     line = accuracy_line(read_logits(cfg.result_path, meta), labels)
     print(line)
-    log_path = os.path.join(os.path.dirname(os.path.abspath(cfg.result_path)), "acc.log")
-    with open(log_path, "w", encoding="utf-8") as handle:
-        handle.write(line + "\n")
+    write_atomic(os.path.join(os.path.dirname(os.path.abspath(cfg.result_path)), "acc.log"), line + "\n")
     return 0
 
 

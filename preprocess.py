@@ -2,7 +2,7 @@
 
     python preprocess.py --data_path DIR --output_path OUT [--batch_size N] [--mindir_path M]
 
-The images go through eval.py's pipeline (`src.dataset.create_dataset`, split "eval"), so
+The images go through eval.py's pipeline (`src.data.pipeline.create_dataset`, split "eval"), so
 the app sees exactly eval.py's inputs. OUT receives:
   images/batch_00000.bin ...  float32 NCHW batches of N images; the last one padded with zeros
   labels.npy                  int32 labels of the real images, in dataset order
@@ -16,7 +16,13 @@ import sys
 
 import numpy as np
 
-from src.errors import UserError, run_cli
+from src.utils.device import set_up_device  # noqa: F401  (first: it quiets MindSpore's log before MindSpore loads)
+from src.data.cifar10_files import CLASS_NAMES  # noqa: E402
+from src.data.pipeline import create_dataset  # noqa: E402
+from src.utils.atomic_file import write_atomic  # noqa: E402
+from src.utils.config import load_config  # noqa: E402
+from src.utils.errors import UserError, run_cli  # noqa: E402
+from src.utils.mindir import mindir_input_shape  # noqa: E402
 
 IMAGES_DIR = "images"
 LABELS_FILE = "labels.npy"
@@ -30,8 +36,6 @@ def input_geometry(cfg) -> tuple[int, int]:
             raise UserError(f"--batch_size ({cfg.export_batch_size}) and --image_size ({cfg.image_size}) "
                             "must be positive")
         return cfg.export_batch_size, cfg.image_size
-    from src.mindir_info import mindir_input_shape
-
     shape = mindir_input_shape(cfg.mindir_path)
     if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
         raise UserError(f"{cfg.mindir_path} takes input of shape {list(shape)}, not square NCHW RGB images; "
@@ -39,20 +43,10 @@ def input_geometry(cfg) -> tuple[int, int]:
     return shape[0], shape[2]
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    with open(f"{path}.tmp", "wb") as handle:
-        handle.write(data)
-    os.replace(f"{path}.tmp", path)
-
-
 def main(argv: list[str] | None = None) -> int:
-    from src.config import load_config
-
     cfg = load_config(argv, description=__doc__,
                       flag_aliases={"batch_size": "export_batch_size", "output_path": "preprocess_output_path"})
     batch_size, image_size = input_geometry(cfg)
-    from src.dataset import CLASS_NAMES, create_dataset
-
     dataset = create_dataset(cfg.data_path, "eval", batch_size, image_size, eval_data_path=cfg.eval_data_path,
                              num_parallel_workers=cfg.num_parallel_workers, class_num=cfg.class_num)
     images_dir = os.path.join(cfg.preprocess_output_path, IMAGES_DIR)

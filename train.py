@@ -3,16 +3,16 @@
     python train.py --data_path ./data/cifar-10-batches-bin --device_target GPU
     python train.py --config_path my.yaml --resume auto
 
-Every key of config/sknet50_cifar10.yaml is a flag; see README "Training".
+Every key of config/sknet50_cifar10.yaml is a flag; see README "Training process".
 """
-from src.device import set_up_device  # first: it quiets MindSpore's log before MindSpore loads
-from src.config import load_config
-from src.errors import run_cli
+from src.utils.device import set_up_device  # first: it quiets MindSpore's log before MindSpore loads
+from src.utils.config import load_config
+from src.utils.errors import run_cli
 
 
 def main() -> int:
     cfg = load_config(description=__doc__.splitlines()[0])
-    from src.trainer import train
+    from src.training.trainer import train
 
     train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute))
     return 0

@@ -73,9 +73,9 @@ check_settings() {
   python -c '
 import sys
 sys.path.insert(0, sys.argv[1])
-from src.config import load_config
-from src.dataset import resolve_split_files
-from src.errors import run_cli
+from src.utils.config import load_config
+from src.data.cifar10_files import resolve_split_files
+from src.utils.errors import run_cli
 
 def check():
     cfg = load_config(sys.argv[3:])

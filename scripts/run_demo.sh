@@ -9,11 +9,11 @@
 #   DEMO_DIR          work folder (data, checkpoints, results)      default ./demo_output
 #   DEMO_ARCH         sknet50 | sknet_tiny                           default sknet50
 #   DEMO_STEM         cifar | imagenet                               default cifar
-#   DEMO_IMAGE_SIZE   input size in pixels (README: why 16)          default 16
+#   DEMO_IMAGE_SIZE   input size in pixels (docs/performance.md)     default 16
 #   DEMO_EPOCHS       training epochs                                default 7
 #   DEMO_BATCH        batch size                                     default 32
 #   DEMO_LR           peak learning rate                             default 0.04
-#   DEMO_TRAIN_COUNT  training digits to use, 0 = all 1,437          default 0
+#   DEMO_TRAIN_COUNT  training digits to use, 0 = all 1,438          default 0
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +31,7 @@ MODEL_FLAGS=(--device_target CPU --arch "$ARCH" --stem_type "$STEM" --image_size
 cd "$REPO"
 start=$SECONDS
 rm -rf "$OUTPUT"
-python -m src.digits_demo "$DEMO_DIR/data" --train_count "$TRAIN_COUNT"
+python -m src.data.digits_demo "$DEMO_DIR/data" --train_count "$TRAIN_COUNT"
 DATA="$DEMO_DIR/data/cifar-10-batches-bin"
 
 # Digits must not be mirrored, so augmentation is off; in-training eval is off because the

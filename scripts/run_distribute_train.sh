@@ -2,13 +2,13 @@
 # Data-parallel training on several devices (one process, or "rank", per device), launched with
 # MindSpore's msrun: HCCL on Ascend, NCCL on GPU, MCCL on CPU. With RANK_TABLE_FILE set, the classic
 # Ascend way instead: one train.py per device with RANK_ID/DEVICE_ID/RANK_SIZE. Stays in the
-# foreground and exits with the job's exit code. See README "Distributed training".
+# foreground and exits with the job's exit code. See docs/distributed.md.
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 Usage: bash scripts/run_distribute_train.sh DATA_PATH [DEVICE_NUM] [train.py flags...]
-  DATA_PATH   CIFAR-10 binary data (README "Data")
+  DATA_PATH   CIFAR-10 binary data (README "Dataset")
   DEVICE_NUM  number of ranks in the whole job, on all machines (default 8)
   flags       passed on to train.py, e.g. --epoch_size 10 --output_path ./run1
               (relative paths are relative to the current directory)

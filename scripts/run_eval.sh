@@ -6,7 +6,7 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: bash scripts/run_eval.sh DATA_PATH CHECKPOINT_PATH [DEVICE_ID] [eval.py flags...]
-  DATA_PATH        CIFAR-10 binary data with the test split (README "Data")
+  DATA_PATH        CIFAR-10 binary data with the test split (README "Dataset")
   CHECKPOINT_PATH  a .ckpt file, a folder of .ckpt files, or a .mindir file
   DEVICE_ID        device to evaluate on (default 0)
   flags            passed on to eval.py, e.g. --result_json results.json

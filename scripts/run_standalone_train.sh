@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Training on one device. Stays in the foreground, copies the output to a log file, and exits with
-# train.py's exit code. See README "Training".
+# train.py's exit code. See README "Training process".
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 Usage: bash scripts/run_standalone_train.sh DATA_PATH [DEVICE_ID] [train.py flags...]
-  DATA_PATH  CIFAR-10 binary data (README "Data")
+  DATA_PATH  CIFAR-10 binary data (README "Dataset")
   DEVICE_ID  device to train on (default 0)
   flags      passed on to train.py, e.g. --epoch_size 10 --output_path ./run1
 Environment:

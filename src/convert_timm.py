@@ -9,9 +9,14 @@ classes in the file, the classifier is left out so that it is freshly initialise
 import argparse
 import re
 
+import mindspore as ms
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
 
-from src.errors import UserError, run_cli
+from src.sknet50 import create_model
+from src.utils.checkpoint_file import CLASSIFIER, save_checkpoint_atomic
+from src.utils.errors import UserError, run_cli
 
 # timm name pattern -> our name template. Applied in order; the first match wins.
 _RENAMES = (
@@ -25,13 +30,10 @@ _RENAMES = (
     (r"^(fc\.(weight|bias))$", r"\1"),
 )
 _BN_SUFFIXES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-CLASSIFIER = ("fc.weight", "fc.bias")
 
 
 def load_safetensors(path: str) -> dict[str, np.ndarray]:
     """Read a safetensors file into numpy arrays (no torch needed)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
     try:
         return load_file(path)
     except FileNotFoundError as err:
@@ -102,20 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     if "fc.weight" not in tensors:
         raise UserError(f"{args.src}: no fc.weight tensor; is this an skresnext50_32x4d file?")
     class_num = args.class_num or tensors["fc.weight"].shape[0]
-    from src.checkpoint import save_checkpoint_atomic
-    from src.sknet50 import create_model
     net = create_model(args.arch, class_num, stem_type="imagenet")
     converted, skipped = convert_timm_state(tensors, net)
-    save_checkpoint_atomic([{"name": k, "data": _to_tensor(v)} for k, v in converted.items()], args.dst)
+    save_checkpoint_atomic([{"name": k, "data": ms.Tensor(v)} for k, v in converted.items()], args.dst)
     print(f"wrote {args.dst}: {len(converted)} tensors for {args.arch} with {class_num} classes"
           + (f"; skipped the classifier ({', '.join(skipped)}): the file has "
              f"{tensors['fc.weight'].shape[0]} classes" if skipped else ""))
     return 0
-
-
-def _to_tensor(array: np.ndarray):
-    import mindspore as ms
-    return ms.Tensor(array)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from typing import Callable, Sequence
 
 from mindspore import nn
 
-from src.selective_kernel import SelectiveKernelConv
-from src.util import Conv2d, ConvBNAct, resolve_conv_impl
+from src.layers.conv import Conv2d, ConvBNAct
+from src.layers.selective_kernel import SelectiveKernelConv
 
 STEM_TYPES = ("imagenet", "cifar")
 
@@ -75,21 +75,20 @@ class SKNet(nn.Cell):
         stem_width: channels of the stem conv.
         sk_paths, sk_reduction, sk_min_width: M, r and L of the SK unit.
         zero_init_last: start each unit's last BN at gamma=0 (off for the paper's recipe).
-        conv_impl: `auto`, `native` or `fast` (see `src.util.resolve_conv_impl`).
-        device_target: used only to resolve `conv_impl='auto'`; parameters never depend on it.
+        conv_impl: `native` or `fast` (see `src.layers.conv`); parameters never depend on it.
+            Resolve `auto` from the device first (`src.utils.device.resolve_conv_impl`).
     """
 
     def __init__(self, layers: Sequence[int], out_widths: Sequence[int], inner_widths: Sequence[int],
                  class_num: int, groups: int = 32, stem_type: str = "imagenet", stem_width: int = 64,
                  sk_paths: int = 2, sk_reduction: int = 16, sk_min_width: int = 32,
-                 zero_init_last: bool = False, conv_impl: str = "auto", device_target: str = "CPU"):
+                 zero_init_last: bool = False, conv_impl: str = "native"):
         super().__init__()
         if not len(layers) == len(out_widths) == len(inner_widths) == 4:
             raise ValueError("layers, out_widths and inner_widths must have 4 entries, one per stage")
         if class_num < 1:
             raise ValueError(f"class_num must be positive, got {class_num}")
-        impl = resolve_conv_impl(conv_impl, device_target)
-        self.stem = Stem(stem_type, stem_width, impl)
+        self.stem = Stem(stem_type, stem_width, conv_impl)
         in_channels = stem_width
         stages = []
         for index, (depth, out_width, inner_width) in enumerate(zip(layers, out_widths, inner_widths)):
@@ -97,7 +96,7 @@ class SKNet(nn.Cell):
             for unit in range(depth):
                 stride = 2 if index > 0 and unit == 0 else 1
                 units.append(SKBottleneck(in_channels, inner_width, out_width, stride, groups, sk_paths,
-                                          sk_reduction, sk_min_width, zero_init_last, impl))
+                                          sk_reduction, sk_min_width, zero_init_last, conv_impl))
                 in_channels = out_width
             stages.append(nn.SequentialCell(units))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

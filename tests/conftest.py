@@ -1,9 +1,12 @@
-"""Shared test setup: the repo on sys.path, MindSpore on the CPU in graph mode."""
+"""Shared test setup: the repo on sys.path, MindSpore on the CPU in graph mode, the `slow` marker.
+
+Every test that starts a process (train.py, eval.py, msrun, a launcher, the C++ app) or trains a
+network is marked `slow`; `python -m pytest -q -m "not slow" tests` is the quick loop.
+"""
 import os
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("GLOG_v", "3")
 
 import mindspore as ms  # noqa: E402  (after GLOG_v, which MindSpore reads at import)
@@ -13,4 +16,4 @@ ms.set_device("CPU")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (still runs in CI)")
+    config.addinivalue_line("markers", "slow: starts processes or trains a network (CI runs it; skip with -m 'not slow')")

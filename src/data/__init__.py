@@ -1,0 +1,1 @@
+"""CIFAR-10 data: the binary files, the input pipeline, the download, and the digits demo set."""

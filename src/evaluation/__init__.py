@@ -1,0 +1,1 @@
+"""Evaluation: metrics over a data set, and eval.py's checkpoint/folder/MINDIR evaluation."""

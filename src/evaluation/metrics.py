@@ -1,0 +1,66 @@
+"""Top-1, top-5 and loss of a classifier over a whole evaluation set, in dataset order."""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class EvalResult:
+    """Metrics over `images` images; `predictions` holds each image's top-1 class in dataset order."""
+    top1: float
+    top5: float
+    loss: float
+    images: int
+    predictions: list[int] = field(repr=False)
+
+    def to_dict(self, with_predictions: bool = True) -> dict:
+        data = {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images}
+        if with_predictions:
+            data["predictions"] = self.predictions
+        return data
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-image cross-entropy (no label smoothing), computed stably in float64."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels]
+
+
+def top_k_hits(logits: np.ndarray, labels: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image: (top-1 class, top-1 hit, top-k hit); k is capped at the class count, ties go to the lower class."""
+    k = min(k, logits.shape[1])
+    top_k = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return top_k[:, 0], top_k[:, 0] == labels, (top_k == labels[:, None]).any(axis=1)
+
+
+def evaluate(predict: Callable[[np.ndarray], np.ndarray], dataset, fixed_batch: int | None = None) -> EvalResult:
+    """Run `predict` (NCHW float32 batch -> logits) over every image of `dataset`.
+
+    Args:
+        predict: returns (batch, classes) logits for a batch of images.
+        dataset: a MindSpore dataset of (image, label) batches, remainder kept.
+        fixed_batch: for a graph with a fixed input batch (a MindIR), pad each short batch up to
+            this size by repeating its last image and drop the padded outputs.
+    """
+    correct1 = correct5 = 0
+    loss_sum = 0.0
+    predictions: list[np.ndarray] = []
+    for images, labels in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
+        count = len(labels)
+        if fixed_batch and count < fixed_batch:
+            images = np.concatenate([images, np.repeat(images[-1:], fixed_batch - count, axis=0)])
+        logits = np.asarray(predict(images), dtype=np.float32)[:count]
+        labels = labels.astype(np.int64)
+        predicted, hit1, hit5 = top_k_hits(logits, labels)
+        correct1 += int(hit1.sum())
+        correct5 += int(hit5.sum())
+        loss_sum += float(cross_entropy(logits, labels).sum())
+        predictions.append(predicted)
+    total = sum(len(p) for p in predictions)
+    if total == 0:
+        raise ValueError("the evaluation set is empty")
+    return EvalResult(top1=correct1 / total, top5=correct5 / total, loss=loss_sum / total, images=total,
+                      predictions=[int(p) for p in np.concatenate(predictions)])

@@ -1,0 +1,81 @@
+"""The convolution layers every SKNet conv is built from: `Conv2d` and `ConvBNAct`.
+
+A `Conv2d` owns one `weight` parameter whatever computes it, so parameter names and shapes never
+depend on the device or the algorithm, and checkpoints move freely between Ascend, GPU and CPU:
+- `native`: `ops.conv2d`, the vendor kernels (the choice on GPU and Ascend);
+- `fast`: the CPU algorithms of `src.layers.cpu_gemm_conv`.
+The model receives `conv_impl` already resolved; `src.utils.device.resolve_conv_impl` maps `auto`.
+"""
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import HeNormal, initializer
+
+from src.layers.cpu_gemm_conv import SMALL_IMAGE_MAX_PIXELS, GemmConv, conv2d_pointwise, conv2d_small_image
+
+CONV_IMPLS = ("native", "fast")
+
+
+class Conv2d(nn.Cell):
+    """A bias-free 2-D convolution with explicit symmetric padding (PyTorch semantics).
+
+    Padding is always explicit (`pad_mode='pad'`), never `'same'`: a dilated conv exported
+    with `'same'` becomes ONNX `auto_pad=SAME_UPPER`, which ONNX Runtime refuses.
+    The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline.
+    With `conv_impl='fast'` an ungrouped 1x1 conv is `conv2d_pointwise`, and every other conv
+    is `conv2d_small_image` on images of at most `SMALL_IMAGE_MAX_PIXELS` pixels and
+    `GemmConv` (im2col) on larger ones; the parameter is the same.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 dilation: int = 1, groups: int = 1, conv_impl: str = "native"):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"channels {in_channels}->{out_channels} are not divisible by groups={groups}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.dilation = dilation
+        self.groups = groups
+        self.padding = dilation * (kernel_size - 1) // 2
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(f"conv_impl must be 'native' or 'fast' (resolve 'auto' first), got {conv_impl!r}")
+        self.conv_impl = conv_impl
+        shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
+        self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
+        pointwise = kernel_size == 1 and groups == 1
+        self.gemm = None
+        if conv_impl == "fast" and not pointwise:
+            self.gemm = GemmConv(kernel_size, stride, self.padding, dilation, groups)
+
+    def construct(self, x):
+        if self.gemm is not None:
+            if x.shape[2] * x.shape[3] <= SMALL_IMAGE_MAX_PIXELS:
+                return conv2d_small_image(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
+            if self.gemm.keeps_columns(x.shape):
+                return self.gemm(x, self.weight)[0]
+            return self.gemm(x, self.weight)
+        if self.conv_impl == "fast":
+            return conv2d_pointwise(x, self.weight, self.stride)
+        return ops.conv2d(x, self.weight, None, self.stride, "pad", self.padding, self.dilation, self.groups)
+
+    def extend_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"dilation={self.dilation}, groups={self.groups}, impl={self.conv_impl}")
+
+
+class ConvBNAct(nn.Cell):
+    """Conv2d -> BatchNorm -> optional ReLU; the unit that every SKNet conv is built from."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 dilation: int = 1, groups: int = 1, act: bool = True, zero_init_bn: bool = False,
+                 conv_impl: str = "native"):
+        super().__init__()
+        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, dilation, groups, conv_impl)
+        self.bn = nn.BatchNorm2d(out_channels, gamma_init="zeros" if zero_init_bn else "ones")
+        self.act = nn.ReLU() if act else None
+
+    def construct(self, x):
+        x = self.bn(self.conv(x))
+        if self.act is not None:
+            x = self.act(x)
+        return x

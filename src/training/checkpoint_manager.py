@@ -1,0 +1,168 @@
+"""The checkpoints of one training run: their names, saving, pruning, `best.ckpt`, and resuming.
+
+A training checkpoint `{arch}-{epoch}_{step}.ckpt` holds the weights and the optimizer moments;
+its sidecar holds the run state (`RunState`), so a run resumes exactly where it stopped. After a
+whole epoch the name ends in `_{steps_per_epoch}`; a checkpoint saved on a signal inside epoch E
+after S steps is `{arch}-E_S.ckpt` (MindSpore's own epoch_step naming).
+"""
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mindspore import nn
+
+from src.training.train_step import check_finite_weights
+from src.utils.atomic_file import TEMP_PREFIX, remove_if_present
+from src.utils.checkpoint_file import (MOMENT_PREFIX, SIDECAR_SUFFIX, assign_parameters, list_checkpoints,
+                                       load_weights, read_sidecar, save_checkpoint_atomic, sidecar_path,
+                                       verify_checkpoint)
+from src.utils.config import Config
+from src.utils.errors import UserError
+
+BEST_NAME = "best.ckpt"
+
+
+@dataclass
+class RunState:
+    """Where training stands; saved in every checkpoint's sidecar."""
+    epoch: int = 0          # epochs completed
+    global_step: int = 0    # optimizer steps completed (the LR schedule's position)
+    step_in_epoch: int = 0  # steps done in the unfinished epoch epoch+1 (a checkpoint saved on a signal)
+    best_top1: float | None = None
+
+
+class CheckpointManager:
+    """Saves, prunes and restores the checkpoints of the run configured by `cfg` in `folder`."""
+
+    def __init__(self, cfg: Config, folder: str, amp_level: str):
+        self.cfg = cfg
+        self.folder = folder
+        self.amp_level = amp_level
+        self.loss_scale = 0.0    # the trainer keeps it current; saved with every checkpoint
+        self.last: str | None = None  # the newest training checkpoint of this run (or the one resumed)
+
+    def _metadata(self, state: RunState, **extra) -> dict[str, Any]:
+        cfg = self.cfg
+        return {"epoch": state.epoch, "global_step": state.global_step, "loss_scale": self.loss_scale,
+                "amp_level": self.amp_level, "arch": cfg.arch, "stem_type": cfg.stem_type,
+                "class_num": cfg.class_num, "image_size": cfg.image_size, "best_top1": state.best_top1, **extra}
+
+    def save(self, net: nn.Cell, optimizer: nn.Optimizer, state: RunState, steps_per_epoch: int) -> str:
+        """Write the training checkpoint of `state` (weights, momentum, run state); keep the newest K."""
+        epoch, step = (state.epoch + 1, state.step_in_epoch) if state.step_in_epoch else (state.epoch, steps_per_epoch)
+        path = os.path.join(self.folder, f"{self.cfg.arch}-{epoch}_{step}.ckpt")
+        check_finite_weights(net.get_parameters(), f"epoch {epoch} step {step}/{steps_per_epoch}", self.last)
+        entries = ([{"name": p.name, "data": p} for p in net.get_parameters()] +
+                   [{"name": m.name, "data": m} for m in optimizer.moments])
+        try:
+            save_checkpoint_atomic(entries, path, append_dict={"epoch_num": state.epoch, "step_num": state.global_step},
+                                   metadata=self._metadata(state, resumable=True, step_in_epoch=state.step_in_epoch,
+                                                           steps_per_epoch=steps_per_epoch))
+        except OSError as err:
+            raise UserError(f"could not write checkpoint {path}: {err}; free space or pick another "
+                            "--output_path, then resume with --resume auto") from err
+        self.last = path
+        self.prune()
+        return path
+
+    def prune(self) -> None:
+        """Keep the `keep_checkpoint_max` training checkpoints with the largest global step."""
+        keep = self.cfg.keep_checkpoint_max
+        if keep <= 0:
+            return
+        runs = []
+        for path in list_checkpoints(self.folder):
+            meta = read_sidecar(path) if os.path.basename(path) != BEST_NAME else None
+            if meta and meta.get("resumable"):
+                runs.append((meta["global_step"], path))
+        for _, path in sorted(runs)[:-keep]:
+            remove_checkpoint(path)
+
+    def save_best(self, net: nn.Cell, state: RunState, top1: float, top5: float) -> None:
+        """Write `best.ckpt` (weights only, with its accuracy in the sidecar)."""
+        check_finite_weights(net.get_parameters(), f"the end of epoch {state.epoch}", self.last)
+        save_checkpoint_atomic(net, os.path.join(self.folder, BEST_NAME),
+                               metadata=self._metadata(state, top1=top1, top5=top5, resumable=False))
+
+    def resume_source(self) -> str | None:
+        """The checkpoint `--resume` names: a path, the newest valid one for `auto`, or None."""
+        resume = self.cfg.resume
+        if resume != "auto":
+            return resume or None
+        found = find_resume_checkpoint(self.folder)
+        return None if found is None else found[0]
+
+    def restore(self, net: nn.Cell, path: str, steps_per_epoch: int) -> tuple[RunState, dict[str, np.ndarray]]:
+        """Load a training checkpoint's weights into `net`; return its run state and optimizer moments."""
+        meta, _, rest = load_weights(net, path, f"--resume {path}")
+        if meta is None or not meta.get("resumable"):
+            raise UserError(f"--resume {path} is not a training checkpoint written by train.py (no integrity "
+                            "record with the training state); use --pre_trained to start from its weights")
+        state = RunState(epoch=int(meta["epoch"]), global_step=int(meta["global_step"]),
+                         step_in_epoch=int(meta.get("step_in_epoch", 0)), best_top1=meta.get("best_top1"))
+        if state.epoch >= self.cfg.epoch_size:
+            raise UserError(f"--resume {path} already finished epoch {state.epoch} of --epoch_size "
+                            f"{self.cfg.epoch_size}; raise --epoch_size to train longer")
+        saved_steps = meta.get("steps_per_epoch", steps_per_epoch)
+        if state.step_in_epoch and saved_steps != steps_per_epoch:
+            raise UserError(f"--resume {path} was saved after step {state.step_in_epoch} of an epoch of "
+                            f"{saved_steps} steps, but an epoch now has {steps_per_epoch}; resume with the run's "
+                            "--batch_size and data, or from a checkpoint saved at the end of an epoch")
+        if meta.get("amp_level") == self.amp_level and meta.get("loss_scale"):
+            self.loss_scale = float(meta["loss_scale"])
+        self.last = path
+        return state, {name: value for name, value in rest.items() if name.startswith(MOMENT_PREFIX)}
+
+    @staticmethod
+    def restore_moments(optimizer: nn.Optimizer, moments: dict[str, np.ndarray], path: str) -> None:
+        expected = {m.name: m for m in optimizer.moments}
+        missing = [name for name in expected if name not in moments]
+        if missing:
+            raise UserError(f"--resume {path} has no optimizer state for {missing[0]} (and {len(missing) - 1} "
+                            "more); use --pre_trained to start from its weights")
+        assign_parameters(expected, {name: moments[name] for name in expected})
+
+
+def find_resume_checkpoint(folder: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest checkpoint of a training run in `folder` that passes verification.
+
+    Newest means the largest global step (then epoch, then step in the epoch) recorded in the
+    sidecar, never parsed from the file name. Corrupt candidates are skipped with a warning that names them.
+    """
+    if not os.path.isdir(folder):
+        return None
+    candidates = []
+    for path in list_checkpoints(folder):
+        try:
+            meta = verify_checkpoint(path)
+        except UserError as err:
+            print(f"warning: skipping {path}: {err}", file=sys.stderr, flush=True)
+            continue
+        if meta is not None and meta.get("resumable"):
+            order = (meta["global_step"], meta.get("epoch", 0), meta.get("step_in_epoch", 0))
+            candidates.append((order, path, meta))
+    if not candidates:
+        return None
+    _, path, meta = max(candidates, key=lambda item: item[0])
+    return path, meta
+
+
+def remove_unfinished_saves(folder: str) -> list[str]:
+    """Delete the temporary files of saves that were killed before their rename; return their names.
+
+    Only call this from the one process that writes checkpoints into `folder`.
+    """
+    if not os.path.isdir(folder):
+        return []
+    names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX) or n.endswith(SIDECAR_SUFFIX + ".tmp")]
+    for name in names:
+        remove_if_present(os.path.join(folder, name))
+    return names
+
+
+def remove_checkpoint(path: str) -> None:
+    """Delete a checkpoint and its sidecar (the checkpoint first, so no orphan is ever trusted)."""
+    for name in (path, sidecar_path(path)):
+        remove_if_present(name)

@@ -1,0 +1,136 @@
+"""One optimizer step with a fixed or a dynamic loss scale, and what a non-finite loss means.
+
+- `fixed` (the seed recipe): the loss is scaled by a constant; every step updates the weights. A NaN
+  or inf loss means the weights are already broken, so the run must stop (`TrainingDiverged`) and
+  nothing after the last checkpoint may be saved. The loss can also stay finite over broken
+  weights (a ReLU turns NaN into 0 on the CPU), so the weights are checked before every save too.
+- `dynamic`: MindSpore's `TrainOneStepWithLossScaleCell` checks the gradients; a step whose
+  gradients overflow is skipped (no update) and the scale is halved, and it grows again after
+  `scale_window` good steps. The trainer counts the skipped steps in its log.
+"""
+import math
+from dataclasses import dataclass
+
+import mindspore as ms
+import numpy as np
+from mindspore import ParameterTuple, nn, ops
+
+from src.utils.errors import UserError
+
+LOSS_SCALE_TYPES = ("fixed", "dynamic")
+SCALE_FACTOR, SCALE_WINDOW = 2, 1000  # MindSpore's defaults for DynamicLossScaleManager
+
+
+class TrainingDiverged(UserError):
+    """A NaN or inf loss of a step that updated the weights, or NaN/inf weights: nothing to save."""
+
+
+@dataclass
+class StepResult:
+    loss: float
+    skipped: bool       # dynamic loss scale only: the gradients overflowed, the weights were not updated
+    loss_scale: float   # the scale after this step
+
+
+def _keep_unless_skipped(skipped, statistic, before_step):
+    return ops.assign(statistic, ops.select(skipped, before_step, statistic))
+
+
+class _DynamicLossScaleStep(nn.TrainOneStepWithLossScaleCell):
+    """MindSpore's dynamic-loss-scale step, made a true no-op when skipped, and runnable on the CPU.
+
+    - The forward pass of a skipped step has already moved the BatchNorm running statistics; after
+      a NaN batch they would be NaN. They are copied before the step and put back when it is skipped.
+    - The stock overflow check uses NPU float-status kernels (Ascend) or FloatStatus (GPU); the CPU
+      has neither. There the gradients, already averaged over ranks by the grad reducer, are tested
+      with `isfinite`, so every rank takes the same decision.
+    """
+
+    def __init__(self, network, optimizer, scale_sense, device_target: str):
+        super().__init__(network, optimizer, scale_sense)
+        self.check_on_host_kernels = device_target == "CPU"
+        self.statistics = ParameterTuple([p for p in network.get_parameters() if not p.requires_grad])
+        self.before_step = self.statistics.clone(prefix="before_step", init="zeros")
+
+    def construct(self, *inputs):
+        copied = self.hyper_map(ops.assign, self.before_step, self.statistics)
+        loss, overflow, scale = super().construct(*ops.depend(inputs, copied))
+        kept = self.hyper_map(ops.partial(_keep_unless_skipped, overflow), self.statistics, self.before_step)
+        return ops.depend(loss, kept), overflow, scale
+
+    def get_overflow_status(self, status, compute_output):
+        if self.check_on_host_kernels:
+            return ops.logical_not(ops.stack([ops.isfinite(grad).all() for grad in compute_output]).all())
+        return super().get_overflow_status(status, compute_output)
+
+
+class TrainStep:
+    """Builds the train cell for `loss_scale_type` and runs one step at a time."""
+
+    def __init__(self, net: nn.Cell, optimizer: nn.Optimizer, loss_fn: nn.Cell, amp_level: str,
+                 loss_scale_type: str, loss_scale: float, device_target: str):
+        """Args:
+            net, optimizer, loss_fn: the network, its optimizer (built with loss_scale
+                `optimizer_loss_scale(...)`) and the loss.
+            amp_level: O0..O3 mixed precision.
+            loss_scale_type: "fixed" or "dynamic".
+            loss_scale: the fixed scale, or the starting one of the dynamic scale.
+            device_target: CPU, GPU or Ascend.
+        """
+        check_loss_scale_type(loss_scale_type)
+        self.dynamic = loss_scale_type == "dynamic"
+        self.loss_scale = loss_scale
+        manager = ms.amp.FixedLossScaleManager(loss_scale if not self.dynamic else 1.0, drop_overflow_update=False)
+        # build_train_network adds the mixed-precision casts and the loss; the dynamic step reuses that
+        # loss network (`.network`) and only replaces the update rule.
+        cell = ms.amp.build_train_network(net, optimizer, loss_fn, level=amp_level, loss_scale_manager=manager)
+        if self.dynamic:
+            update = nn.DynamicLossScaleUpdateCell(loss_scale, SCALE_FACTOR, SCALE_WINDOW)
+            cell = _DynamicLossScaleStep(cell.network, optimizer, update, device_target)
+        self.cell = cell
+
+    def set_train(self, mode: bool = True) -> None:
+        self.cell.set_train(mode)
+
+    def __call__(self, images, labels) -> StepResult:
+        if not self.dynamic:
+            return StepResult(float(self.cell(images, labels).asnumpy()), False, self.loss_scale)
+        loss, overflow, _ = self.cell(images, labels)
+        self.loss_scale = float(self.cell.scale_sense.asnumpy())  # after this step's update
+        return StepResult(float(loss.asnumpy()), bool(overflow.asnumpy()), self.loss_scale)
+
+
+def check_loss_scale_type(loss_scale_type: str) -> None:
+    if loss_scale_type not in LOSS_SCALE_TYPES:
+        raise UserError(f"--loss_scale_type {loss_scale_type!r} is not one of {', '.join(LOSS_SCALE_TYPES)}")
+
+
+def optimizer_loss_scale(loss_scale_type: str, loss_scale: float) -> float:
+    """The optimizer divides the gradients by this: the fixed scale, or 1 (the dynamic step unscales)."""
+    return loss_scale if loss_scale_type == "fixed" else 1.0
+
+
+def _advice(last_checkpoint: str | None) -> str:
+    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
+    return (f"{kept}; lower --lr_max, or use --loss_scale_type dynamic to skip overflowing steps, then continue "
+            "with --resume auto")
+
+
+def check_finite(result: StepResult, where: str, last_checkpoint: str | None) -> None:
+    """Raise `TrainingDiverged` for a NaN/inf loss of an applied step (`where`: "epoch E step S/N").
+
+    A skipped step (dynamic loss scale) has not touched the weights, so it is not an error.
+    """
+    if result.skipped or math.isfinite(result.loss):
+        return
+    raise TrainingDiverged(f"the loss became {result.loss} at {where}; the weights are broken and were not saved "
+                           f"({_advice(last_checkpoint)})")
+
+
+def check_finite_weights(params, where: str, last_checkpoint: str | None) -> None:
+    """Raise `TrainingDiverged` if a parameter holds NaN/inf; called before a checkpoint is written."""
+    for param in params:
+        value = param.asnumpy()
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise TrainingDiverged(f"{param.name} holds NaN/inf at {where} although the loss stayed finite; the "
+                                   f"weights were not saved ({_advice(last_checkpoint)})")

@@ -1,0 +1,206 @@
+"""The training run behind train.py: the epoch loop, top to bottom.
+
+`Trainer.run` builds the run (`src.training.build`), resumes or loads pre-trained weights, and
+loops over epochs: train, evaluate, checkpoint (`src.training.checkpoint_manager`). In a
+distributed run every rank trains on its shard; only rank 0 writes files and evaluates.
+"""
+import os
+import time
+
+import mindspore as ms
+import numpy as np
+
+from src.evaluation.metrics import EvalResult, evaluate
+from src.training.build import (build_datasets, build_network, build_optimizer, check_run_settings,
+                                effective_loss_scale, learning_rates, load_pre_trained, output_folder)
+from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
+from src.training.loss import CrossEntropySmooth
+from src.training.stop_signals import StopRequest, TrainingInterrupted
+from src.training.train_log import MetricsCSV, TrainLog
+from src.training.train_step import StepResult, TrainStep, check_finite, check_loss_scale_type
+from src.utils.config import Config
+from src.utils.device import Placement, resolve_amp_level
+from src.utils.errors import UserError
+from src.utils.fingerprint import weights_fingerprint
+
+
+class Trainer:
+    """One training run configured by `cfg` on `placement`."""
+
+    def __init__(self, cfg: Config, placement: Placement, stop: StopRequest | None = None):
+        check_run_settings(cfg)
+        check_loss_scale_type(cfg.loss_scale_type)
+        self.cfg = cfg
+        self.placement = placement
+        self.stop = stop or StopRequest()  # an inactive one unless `train` installs it
+        self.output = output_folder(cfg)
+        self.amp_level = resolve_amp_level(cfg.amp_level, placement.device_target)
+        self.checkpoints = CheckpointManager(cfg, self.output, self.amp_level)
+        self.checkpoints.loss_scale = effective_loss_scale(cfg, self.amp_level)
+        self.prefix = f"[rank {placement.rank_id}] " if placement.rank_size > 1 else ""
+
+    def say(self, text: str) -> None:
+        print(f"{self.prefix}{text}", flush=True)
+
+    def run(self) -> RunState:
+        cfg, place = self.cfg, self.placement
+        ms.set_seed(cfg.seed)
+        self._prepare_output()
+        train_data, self.eval_data = build_datasets(cfg, place, self.say)
+        self.steps_per_epoch = train_data.get_dataset_size()
+        if self.steps_per_epoch < 1:
+            raise UserError(f"--batch_size {cfg.batch_size} is larger than the training shard of this rank; "
+                            "lower --batch_size")
+        self.net = build_network(cfg, place.device_target)
+        state, moments, resumed_from = self._starting_point()
+        lr = learning_rates(cfg, place.rank_size, self.steps_per_epoch, state.global_step)
+        self.optimizer = build_optimizer(cfg, self.net, lr, self.checkpoints.loss_scale)
+        if resumed_from:
+            self.checkpoints.restore_moments(self.optimizer, moments, resumed_from)
+        loss_fn = CrossEntropySmooth(cfg.label_smooth_factor, cfg.class_num)
+        self.train_step = TrainStep(self.net, self.optimizer, loss_fn, self.amp_level, cfg.loss_scale_type,
+                                    self.checkpoints.loss_scale, place.device_target)
+        self.metrics = self._start_run_files(state)
+        self.log = TrainLog(cfg.epoch_size, self.steps_per_epoch, cfg.batch_size * place.rank_size,
+                            cfg.log_interval, self.prefix)
+        self._announce()
+
+        iterator = train_data.create_tuple_iterator(num_epochs=cfg.epoch_size - state.epoch)
+        first_step, skip = state.global_step, state.step_in_epoch
+        for epoch in range(state.epoch + 1, cfg.epoch_size + 1):
+            losses, last_lr = self._train_epoch(iterator, epoch, state, skip, lr[state.global_step - first_step:])
+            skip = 0  # only the resumed epoch had steps trained before the stop
+            self._end_epoch(epoch, state, losses, last_lr)
+        self._finish(state)
+        return state
+
+    def _prepare_output(self) -> None:
+        if self.placement.is_main:
+            os.makedirs(self.output, exist_ok=True)
+            for name in remove_unfinished_saves(self.output):
+                self.say(f"removed {name}, the temporary file of a save that was interrupted")
+
+    def _starting_point(self) -> tuple[RunState, dict[str, np.ndarray], str | None]:
+        """(state, optimizer moments, checkpoint resumed from): `--resume`, else `--pre_trained`, else fresh."""
+        path = self.checkpoints.resume_source()
+        if path:
+            state, moments = self.checkpoints.restore(self.net, path, self.steps_per_epoch)
+            self.say(f"resumed {path}: epoch {state.epoch}, global step {state.global_step}")
+            return state, moments, path
+        if self.cfg.resume == "auto":
+            self.say(f"resume auto: no valid checkpoint in {self.output}; starting from scratch")
+        if self.cfg.pre_trained:
+            self.say(load_pre_trained(self.net, self.cfg.pre_trained))
+        return RunState(), {}, None
+
+    def _start_run_files(self, state: RunState) -> MetricsCSV | None:
+        if not self.placement.is_main:
+            return None
+        self.cfg.save(os.path.join(self.output, "config.yaml"))
+        return MetricsCSV(os.path.join(self.output, "metrics.csv"), resumed_epoch=state.epoch)
+
+    def _announce(self) -> None:
+        cfg, place = self.cfg, self.placement
+        self.say(f"training {cfg.arch} ({cfg.stem_type} stem, {cfg.image_size}px) on {place.device_target}"
+                 f"{f' x{place.rank_size}' if place.rank_size > 1 else ''}: {cfg.epoch_size} epochs of "
+                 f"{self.steps_per_epoch} steps, batch {cfg.batch_size} per device, amp {self.amp_level}, "
+                 f"{cfg.loss_scale_type} loss scale {self.checkpoints.loss_scale:g}; output in {self.output}")
+
+    def _train_epoch(self, iterator, epoch: int, state: RunState, skip: int, lr: np.ndarray
+                     ) -> tuple[list[float], float]:
+        """Train one pass over the data, skipping its first `skip` steps; return the losses and the last LR.
+
+        `lr[i]` is the LR of the i-th optimizer step from here on (skipped overflow steps do not advance it).
+        """
+        self.log.start_epoch()
+        self.train_step.set_train(True)
+        losses, overflowed, step_lr = [], 0, float(lr[0])
+        for step_in_epoch, (images, labels) in enumerate(iterator, start=1):  # one pass = one epoch
+            if step_in_epoch <= skip:
+                continue
+            step_lr = float(lr[len(losses)])
+            where = f"epoch {epoch} step {step_in_epoch}/{self.steps_per_epoch}"
+            result = self._step(epoch, step_in_epoch, images, labels)
+            check_finite(result, where, self.checkpoints.last)
+            state.step_in_epoch = step_in_epoch % self.steps_per_epoch
+            self.checkpoints.loss_scale = result.loss_scale
+            if result.skipped:  # the optimizer did not run, so its LR position did not move either
+                overflowed += 1
+            else:
+                state.global_step += 1
+                losses.append(result.loss)
+            self.log.step(epoch, step_in_epoch, result.loss, step_lr)
+            if self.stop.signum and state.step_in_epoch:
+                self._stop(state, where)
+        if overflowed:
+            self.say(f"epoch {epoch}: skipped {overflowed} of {self.steps_per_epoch} steps whose gradients overflowed "
+                     f"(not applied); loss scale now {self.checkpoints.loss_scale:g}")
+        return losses, step_lr
+
+    def _step(self, epoch: int, step_in_epoch: int, images, labels) -> StepResult:
+        """One optimizer step; `epoch` and `step_in_epoch` name it (tests inject faults at a named step)."""
+        return self.train_step(images, labels)
+
+    def _end_epoch(self, epoch: int, state: RunState, losses: list[float], step_lr: float) -> None:
+        """Evaluate, log, checkpoint and write the metrics row of a finished epoch; stop if asked to."""
+        cfg = self.cfg
+        state.epoch = epoch
+        epoch_loss = float(np.mean(losses)) if losses else float("nan")
+        result = self._maybe_evaluate(epoch, state)
+        eval_text = "" if result is None else \
+            f"top1 {result.top1:.2%} top5 {result.top5:.2%} (best {state.best_top1:.2%})"
+        seconds = self.log.end_epoch(epoch, epoch_loss, step_lr, eval_text)
+        saved = None
+        if self.placement.is_main:
+            if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
+                saved = self.checkpoints.save(self.net, self.optimizer, state, self.steps_per_epoch)
+            self.metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
+                                top1=None if result is None else f"{result.top1:.6f}",
+                                top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
+        if self.stop.signum and epoch < cfg.epoch_size:
+            self._stop(state, f"the end of epoch {epoch}", saved=saved)
+
+    def _maybe_evaluate(self, epoch: int, state: RunState) -> EvalResult | None:
+        if self.eval_data is None or epoch % self.cfg.eval_interval:
+            return None
+        net = self.net
+        net.set_train(False)
+        result = evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), self.eval_data)
+        net.set_train(True)
+        if state.best_top1 is None or result.top1 > state.best_top1:
+            state.best_top1 = result.top1
+            self.checkpoints.save_best(net, state, result.top1, result.top5)
+        return result
+
+    def _stop(self, state: RunState, where: str, saved: str | None = None) -> None:
+        """Save a checkpoint at the current step (rank 0) and raise `TrainingInterrupted`."""
+        if self.placement.is_main:
+            saved = saved or self.checkpoints.save(self.net, self.optimizer, state, self.steps_per_epoch)
+            done = f"saved {saved}; to continue, run the same command with --resume auto"
+        else:
+            done = "rank 0 saves the checkpoint"
+        raise TrainingInterrupted(f"{self.prefix}stopped by {self.stop.name} at {where}; {done}", self.stop.signum)
+
+    def _finish(self, state: RunState) -> None:
+        # Every rank logs the fingerprint: data-parallel ranks must agree.
+        self.say(f"final weights fingerprint {weights_fingerprint(self.net)}")
+        if self.placement.is_main:
+            best = f"; best top1 {state.best_top1:.2%} in {BEST_NAME}" if state.best_top1 is not None else ""
+            self.say(f"done: {self.cfg.epoch_size} epochs, {state.global_step} steps, in "
+                     f"{time.strftime('%H:%M:%S', time.gmtime(sum(self.log.epoch_seconds)))}{best}; "
+                     f"checkpoints, config.yaml and metrics.csv in {self.output}")
+
+
+def train(cfg: Config, placement: Placement) -> RunState:
+    """Run training as configured; see `Trainer`.
+
+    SIGTERM and Ctrl-C save a checkpoint at the next step boundary and stop (`TrainingInterrupted`).
+    A file that cannot be written (a full disk, no permission) stops the run with one line naming the
+    file; checkpoints are written atomically, so the previous ones are intact.
+    """
+    try:
+        with StopRequest() as stop:
+            return Trainer(cfg, placement, stop).run()
+    except OSError as err:
+        raise UserError(f"{err.filename or 'a file'} could not be written or read ({err.strerror or err}); fix "
+                        "that (free space, permissions), then continue with --resume auto") from err

@@ -1,0 +1,112 @@
+"""Device, graph mode and distributed setup, and the per-device policies (AMP level, conv_impl).
+
+Everything that depends on the device is decided here, once; the model only receives the result.
+"""
+import os
+import sys
+from dataclasses import dataclass
+
+from src.utils.errors import UserError
+
+# MindSpore reads GLOG_v when it is first imported; its INFO/WARNING chatter drowns the training
+# log, so entry points import this module before anything that imports MindSpore.
+os.environ.setdefault("GLOG_v", "3")
+
+DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
+AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
+CONV_IMPLS = ("auto", "native", "fast")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where this process runs: its rank among `rank_size` data-parallel processes."""
+    device_target: str
+    rank_id: int = 0
+    rank_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints, config and metrics, and runs the in-training eval."""
+        return self.rank_id == 0
+
+
+def quiet_mindspore_exit() -> None:
+    """Hide MindSpore 2.10's harmless 'Cell.__del__ ... total_instance_count' message at exit.
+
+    At interpreter shutdown `Cell.__del__` can run after its class attributes are gone; Python
+    then prints "Exception ignored in ...". Only that exact case is dropped; every other
+    unraisable exception is still reported.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, AttributeError) and \
+                "total_instance_count" in str(unraisable.exc_value):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool = False) -> Placement:
+    """GRAPH mode on `device_target`; with `run_distribute`, join the data-parallel group.
+
+    Args:
+        device_target: Ascend, GPU or CPU; a target the installed MindSpore cannot use is a `UserError`.
+        device_id: the device of a single-process run (under msrun each rank gets its own).
+        run_distribute: call `mindspore.communication.init()` (HCCL, NCCL or MCCL on CPU) and set
+            DATA_PARALLEL with averaged gradients.
+    """
+    import mindspore as ms
+
+    quiet_mindspore_exit()
+    if device_target not in DEVICE_TARGETS:
+        raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
+    if not ms.hal.is_available(device_target):
+        raise UserError(f"--device_target {device_target} is not available in this MindSpore installation "
+                        f"({ms.__version__}); install the {device_target} build of MindSpore or pass "
+                        "--device_target CPU")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    if run_distribute:
+        # msrun (which sets MS_ROLE) assigns each rank its device; the classic Ascend rank-table launch
+        # (scripts/run_distribute_train.sh with RANK_TABLE_FILE) passes each rank its --device_id.
+        ms.set_device(device_target, None if os.environ.get("MS_ROLE") else device_id)
+        from mindspore.communication import get_group_size, get_rank, init
+        try:
+            init()
+        except RuntimeError as err:
+            raise UserError(f"--run_distribute could not join the process group ({str(err).splitlines()[0]}); "
+                            "start training with msrun or scripts/run_distribute_train.sh") from err
+        rank_size = get_group_size()
+        ms.reset_auto_parallel_context()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                     device_num=rank_size)
+        return Placement(device_target, get_rank(), rank_size)
+    if device_target == "CPU":
+        ms.set_device(device_target)
+    else:
+        ms.set_device(device_target, device_id)
+    return Placement(device_target)
+
+
+def resolve_amp_level(amp_level: str, device_target: str) -> str:
+    """`auto` means O2 (fp16 compute, fp32 BN and master weights) on GPU/Ascend, O0 (fp32) on CPU."""
+    if amp_level not in AMP_LEVELS:
+        raise UserError(f"--amp_level {amp_level!r} is not one of {', '.join(AMP_LEVELS)}")
+    if amp_level == "auto":
+        return "O0" if device_target == "CPU" else "O2"
+    if device_target == "CPU" and amp_level != "O0":
+        raise UserError(f"--amp_level {amp_level} needs a GPU or Ascend: MindSpore's CPU backend has no fp16 "
+                        "convolutions; use --amp_level auto or O0 on the CPU")
+    return amp_level
+
+
+def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
+    """`auto` means `fast` (the CPU algorithms) on the CPU and `native` (vendor kernels) elsewhere."""
+    if conv_impl not in CONV_IMPLS:
+        raise UserError(f"--conv_impl {conv_impl!r} is not one of {', '.join(CONV_IMPLS)}")
+    if conv_impl != "auto":
+        return conv_impl
+    if device_target not in DEVICE_TARGETS:
+        raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
+    return "fast" if device_target == "CPU" else "native"

@@ -1,0 +1,44 @@
+"""benchmark.py runs end to end and prints its table; bad flags are one-line errors.
+
+No timing is asserted here (the numbers belong to the README); only that every phase of both
+implementations ran and reported a positive number.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+
+
+def run_benchmark(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "benchmark.py", *flags], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "GLOG_v": "3"})
+
+
+@pytest.mark.slow
+def test_benchmark_measures_both_implementations():
+    proc = run_benchmark("--arch", "sknet_tiny", "--image_size", "16", "--batch_size", "2", "--warmup", "0",
+                         "--steps", "1", "--conv_impl", "native,fast")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
+    assert len(rows) == 7, proc.stdout
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert len(cells) == 4, row
+        native, fast, ratio = float(cells[1]), float(cells[2]), float(cells[3].rstrip("x"))
+        assert native > 0 and fast > 0 and ratio > 0, row
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--conv_impl", "im2col"], "--conv_impl"),
+    (["--batch_size", "0"], "--batch_size"),
+    (["--device_target", "cpu"], "--device_target"),
+])
+def test_bad_flags_are_one_line_errors(flags, message):
+    proc = run_benchmark(*flags)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr

@@ -1,0 +1,168 @@
+"""Real distributed training through scripts/run_distribute_train.sh: msrun with 2 CPU workers (MCCL),
+the tiny network on tiny CIFAR-format data. Each run takes about 40 s on 2 cores."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers.cifar_data import write_cifar_layout
+from tests.helpers.launchers import SCRIPTS_DIR, free_port, run_script
+from tests.helpers.processes import environment_of, processes_with
+
+# 5 files x 16 training images = 80: each of 2 ranks gets 40, i.e. 5 steps of 8 per epoch.
+TRAIN_IMAGES, BATCH = 80, 8
+TINY = ["--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32", "--batch_size", str(BATCH),
+        "--eval_batch_size", "8", "--warmup_epochs", "0"]
+RUN_TIMEOUT = 600  # only a guard against a hang; a healthy run takes well under a minute
+
+
+@pytest.fixture(scope="module")
+def data_path(tmp_path_factory):
+    return write_cifar_layout(str(tmp_path_factory.mktemp("cifar")), per_train_file=TRAIN_IMAGES // 5,
+                              test_count=16)
+
+
+def cpu_env(**extra: str) -> dict[str, str]:
+    return {"DEVICE_TARGET": "CPU", "MASTER_PORT": str(free_port()), **extra}
+
+
+def read(path) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def rank_lines(log_dir, rank: int) -> list[str]:
+    """The lines train.py prints for `rank` (prefixed "[rank N]"), without MindSpore's own logging."""
+    prefix = f"[rank {rank}] "
+    return [line[len(prefix):] for line in read(os.path.join(log_dir, f"worker_{rank}.log")).splitlines()
+            if line.startswith(prefix)]
+
+
+def fingerprint(lines: list[str]) -> str:
+    found = [line.split()[-1] for line in lines if line.startswith("final weights fingerprint ")]
+    assert len(found) == 1, lines
+    return found[0]
+
+
+def training_checkpoints(folder) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if re.fullmatch(r"sknet_tiny-\d+_\d+\.ckpt", name))
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_train_agree_and_resume(data_path, tmp_path):
+    output = tmp_path / "out"
+    first_logs = tmp_path / "logs_first"
+    result = run_script("run_distribute_train.sh", [data_path, "2", "--epoch_size", "1", "--output_path", str(output),
+                                                    *TINY], env=cpu_env(LOG_DIR=str(first_logs)), timeout=RUN_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"logs: {first_logs}" in result.stdout
+    # One log per rank (msrun adds its scheduler's).
+    assert sorted(os.listdir(first_logs)) == ["scheduler.log", "worker_0.log", "worker_1.log"]
+    ranks = [rank_lines(first_logs, rank) for rank in (0, 1)]
+    for lines in ranks:
+        # Each rank trains on its half: 40 of the 80 images, 5 steps of 8 (that the shards are
+        # disjoint is tests/test_dataset.py::test_shards_are_disjoint_and_cover_the_set).
+        assert any("on CPU x2: 1 epochs of 5 steps, batch 8 per device" in line for line in lines), lines
+    # Averaged gradients keep the ranks' trainable weights bit-identical.
+    assert fingerprint(ranks[0]) == fingerprint(ranks[1])
+    # Only rank 0 writes files (and evaluates, and says where the files are).
+    assert training_checkpoints(output) == ["sknet_tiny-1_5.ckpt"]
+    assert {"best.ckpt", "config.yaml", "metrics.csv"} <= set(os.listdir(output))
+    assert any(line.startswith("done:") for line in ranks[0]) and not any(line.startswith("done:") for line in ranks[1])
+    assert any("top1" in line for line in ranks[0]) and not any("top1" in line for line in ranks[1])
+
+    # Resume the distributed run for a second epoch: both ranks continue from the checkpoint.
+    resumed_logs = tmp_path / "logs_resumed"
+    result = run_script("run_distribute_train.sh", [data_path, "2", "--epoch_size", "2", "--output_path", str(output),
+                                                    "--resume", "auto", *TINY],
+                        env=cpu_env(LOG_DIR=str(resumed_logs)), timeout=RUN_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [rank_lines(resumed_logs, rank) for rank in (0, 1)]
+    for lines in ranks:
+        assert any(line.startswith("resumed ") and "epoch 1, global step 5" in line for line in lines), lines
+        assert any(line.startswith("epoch 2/2 ") for line in lines) and not any("epoch 1/2" in line for line in lines)
+    assert fingerprint(ranks[0]) == fingerprint(ranks[1])
+    assert training_checkpoints(output) == ["sknet_tiny-1_5.ckpt", "sknet_tiny-2_5.ckpt"]
+
+
+def start_launcher(args: list[str], env: dict[str, str], cwd) -> subprocess.Popen:
+    return subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), *args],
+                            env=dict(os.environ, **env), cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(launchers: list[subprocess.Popen], marker: str) -> list[str]:
+    """Wait for the launchers; if one hangs, kill everything this test started and fail."""
+    outputs = []
+    try:
+        for launcher in launchers:
+            outputs.append(launcher.communicate(timeout=RUN_TIMEOUT)[0])
+    except subprocess.TimeoutExpired:
+        for pid in processes_with(marker) + [launcher.pid for launcher in launchers]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pytest.fail(f"the launcher did not finish within {RUN_TIMEOUT} s")
+    return outputs
+
+
+@pytest.mark.slow
+def test_two_machines_on_one_host_train_together(data_path, tmp_path):
+    # Two launcher calls, one worker each, as on two machines. NODE_RANK=1 reaches the master as 0.0.0.0:
+    # with 127.0.0.1 msrun would take this host for the master and start a second scheduler.
+    port = free_port()
+    launchers = []
+    for node, master in ((0, "127.0.0.1"), (1, "0.0.0.0")):
+        workdir = tmp_path / f"machine{node}"
+        workdir.mkdir()
+        env = cpu_env(LOCAL_DEVICE_NUM="1", NODE_RANK=str(node), MASTER_ADDR=master, MASTER_PORT=str(port),
+                      CLUSTER_TIMEOUT="300", LOG_DIR="logs")
+        # Relative paths: each "machine" resolves them in its own working directory.
+        launchers.append(start_launcher([os.path.relpath(data_path, workdir), "2", "--epoch_size", "1",
+                                         "--eval_interval", "0", "--output_path", "out", *TINY], env, workdir))
+    outputs = finish(launchers, str(tmp_path))
+    assert [launcher.returncode for launcher in launchers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    machine0, machine1 = tmp_path / "machine0", tmp_path / "machine1"
+    assert "worker_0.log" in os.listdir(machine0 / "logs") and "worker_1.log" in os.listdir(machine1 / "logs")
+    assert fingerprint(rank_lines(machine0 / "logs", 0)) == fingerprint(rank_lines(machine1 / "logs", 1))
+    # Rank 0 wrote the checkpoint on its machine; rank 1 wrote nothing on its own.
+    assert training_checkpoints(machine0 / "out") == ["sknet_tiny-1_5.ckpt"]
+    assert not (machine1 / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_whole_job(data_path, tmp_path):
+    marker = str(tmp_path / "out")
+    launcher = start_launcher([data_path, "2", "--epoch_size", "100", "--eval_interval", "0", "--log_interval", "1",
+                               "--output_path", marker, *TINY], cpu_env(LOG_DIR=str(tmp_path / "logs")), tmp_path)
+    rank1_log = tmp_path / "logs" / "worker_1.log"
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (rank1_log.exists() and "[rank 1] epoch 1/100 step 2/5" in read(rank1_log)):
+        assert launcher.poll() is None and time.monotonic() < deadline, "training never started"
+        time.sleep(1)
+    rank1 = [pid for pid in processes_with(marker)
+             if environment_of(pid).get("RANK_ID") == "1" and environment_of(pid).get("MS_ROLE") == "MS_WORKER"]
+    assert len(rank1) == 1
+    os.kill(rank1[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    finish([launcher], marker)
+    print(f"the job ended {time.monotonic() - killed_at:.0f} s after rank 1 was killed")
+    assert launcher.returncode != 0
+    assert processes_with(marker) == []  # no rank or scheduler left behind
+
+
+@pytest.mark.slow
+def test_job_timeout_stops_msrun_and_every_rank(data_path, tmp_path):
+    # msrun starts its workers in their own sessions; the launcher's timeout must go through msrun
+    # (SIGINT), or the ranks would outlive it.
+    marker = str(tmp_path / "out")
+    launcher = start_launcher([data_path, "2", "--epoch_size", "100", "--eval_interval", "0", "--output_path", marker,
+                               *TINY], cpu_env(LOG_DIR=str(tmp_path / "logs"), JOB_TIMEOUT="20"), tmp_path)
+    output = finish([launcher], marker)[0]
+    assert launcher.returncode == 124, output[-3000:]
+    assert "stopped after JOB_TIMEOUT=20 seconds" in output
+    assert processes_with(marker) == []

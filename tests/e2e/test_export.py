@@ -1,0 +1,74 @@
+"""export.py: strict checkpoint loading, MINDIR and ONNX files that reproduce the network, clear errors."""
+import numpy as np
+import mindspore as ms
+import onnxruntime
+import pytest
+from mindspore import nn
+
+import export
+from src.utils.checkpoint_file import assign_parameters, load_checkpoint_file, match_network
+from src.utils.errors import UserError
+from src.utils.mindir import mindir_input_shape
+from src.sknet50 import create_model
+from tests.helpers.infer import TINY_FLAGS, save_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    return save_tiny_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"))
+
+
+def tiny_network(ckpt: str, conv_impl: str = "native"):
+    net = create_model("sknet_tiny", 10, stem_type="cifar", conv_impl=conv_impl)
+    values, _ = match_network(net, load_checkpoint_file(ckpt)[0], ckpt)
+    assign_parameters({param.name: param for param in net.get_parameters()}, values)
+    net.set_train(False)
+    return net
+
+
+def test_onnx_export_runs_in_onnxruntime_and_matches(tiny_ckpt, tmp_path, capsys):
+    export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "tiny"), "--file_format", "ONNX",
+                 "--batch_size", "2", *TINY_FLAGS])
+    assert "max |exported - network|" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    onnx_logits = session.run(None, {session.get_inputs()[0].name: images})[0]
+    expected = tiny_network(tiny_ckpt)(ms.Tensor(images)).asnumpy()
+    assert onnx_logits.shape == (2, 10)
+    np.testing.assert_allclose(onnx_logits, expected, atol=1e-4, rtol=0)
+
+
+def test_mindir_has_the_asked_batch_and_reproduces_the_network(tiny_ckpt, tmp_path):
+    export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "tiny"), "--batch_size", "3", *TINY_FLAGS])
+    path = str(tmp_path / "tiny.mindir")
+    assert mindir_input_shape(path) == (3, 3, 32, 32)
+    images = np.random.default_rng(2).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    exported = nn.GraphCell(ms.load(path))(ms.Tensor(images)).asnumpy()
+    # conv_impl=auto exports the portable native conv, whatever the exporting device.
+    np.testing.assert_array_equal(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy())
+
+
+def test_fast_conv_export_only_on_request(tiny_ckpt, tmp_path):
+    export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "fast"), "--conv_impl", "fast", *TINY_FLAGS])
+    images = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    exported = nn.GraphCell(ms.load(str(tmp_path / "fast.mindir")))(ms.Tensor(images)).asnumpy()
+    np.testing.assert_allclose(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy(), atol=1e-4)
+    with pytest.raises(UserError, match="cannot be exported as ONNX"):
+        export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "f"), "--conv_impl", "fast",
+                     "--file_format", "ONNX", *TINY_FLAGS])
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--file_format", "AIR"], "AIR export needs an Ascend device"),
+    (["--file_format", "TFLITE"], "not supported"),
+    (["--file_format", "AIR", "--device_target", "Ascend"], "not available in this MindSpore"),
+    (["--class_num", "7"], "fc.weight has shape"),
+    (["--stem_type", "imagenet"], "stem.conv.weight has shape"),
+    (["--arch", "sknet50"], "does not fit the network"),
+])
+def test_export_refuses_with_a_one_line_error(tiny_ckpt, tmp_path, flags, match):
+    with pytest.raises(UserError, match=match) as info:
+        export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "x"), *TINY_FLAGS, *flags])
+    assert "\n" not in str(info.value)
+    assert not list(tmp_path.iterdir())
+

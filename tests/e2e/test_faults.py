@@ -1,0 +1,232 @@
+"""No lost work: real train.py/eval.py processes on the tiny network, hurt on purpose.
+
+kill -9 inside an epoch and inside a save, a corrupted newest checkpoint, a full disk, a NaN loss
+and SIGTERM. One uninterrupted-then-resumed run (the `resumed_run` fixture) provides the
+checkpoints that the other tests start from, so each test pays for one or two short processes.
+"""
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+
+from src.utils.checkpoint_file import list_checkpoints, load_checkpoint_file, read_sidecar, sidecar_path
+from tests.helpers.cifar_data import write_cifar_layout
+from tests.helpers.faults import fault_env
+from tests.helpers.processes import run_entry, start_entry
+
+STEPS = 10  # 5 files x 8 images / batch 4
+TINY = ["--device_target", "CPU", "--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32",
+        "--batch_size", "4", "--eval_batch_size", "4", "--warmup_epochs", "0", "--log_interval", "1",
+        "--num_parallel_workers", "1", "--eval_interval", "0", "--shuffle", "false"]
+CKPT_1, CKPT_2, CKPT_3 = (f"sknet_tiny-{epoch}_{STEPS}.ckpt" for epoch in (1, 2, 3))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_cifar_layout(str(tmp_path_factory.mktemp("data")), per_train_file=8, test_count=8)
+
+
+def train_args(data: str, out, *extra: str) -> list[str]:
+    return [*TINY, "--data_path", data, "--output_path", str(out), *extra]
+
+
+def final_names(folder) -> list[str]:
+    """The checkpoints under their final names (what resume and eval.py would read)."""
+    return [os.path.basename(path) for path in list_checkpoints(str(folder))]
+
+
+def assert_all_load(folder) -> list[dict]:
+    """Every checkpoint under a final name passes its integrity check and loads; return their sidecars."""
+    sidecars = []
+    for path in list_checkpoints(str(folder)):
+        params, meta = load_checkpoint_file(path)
+        assert meta is not None and params, path
+        assert all(np.isfinite(value).all() for value in params.values() if value.dtype.kind == "f"), path
+        sidecars.append(meta)
+    return sidecars
+
+
+def copy_checkpoint(source_folder, name: str, target_folder) -> None:
+    os.makedirs(target_folder, exist_ok=True)
+    for path in (os.path.join(source_folder, name), sidecar_path(os.path.join(source_folder, name))):
+        shutil.copy(path, target_folder)
+
+
+def the_one_error_line(stderr: str) -> str:
+    """stderr must be exactly one `error: ...` line (no traceback, no MindSpore log lines)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def resumed_run(data, tmp_path_factory):
+    """kill -9 in the middle of epoch 2 of 3, then `--resume auto`. Returns (folder, resume output)."""
+    out = tmp_path_factory.mktemp("killed")
+    run = start_entry("train.py", train_args(data, out, "--epoch_size", "3"))
+    run.wait_for(f"epoch 2/3 step 3/{STEPS}")
+    run.proc.kill()
+    assert run.finish() == -signal.SIGKILL
+    assert final_names(out) == [CKPT_1], "the kill was meant to land inside epoch 2"
+    resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    return out, resumed.stdout
+
+
+def test_kill_9_in_epoch_2_then_resume_auto_finishes_all_epochs(resumed_run):
+    out, output = resumed_run
+    assert f"resumed {os.path.join(out, CKPT_1)}: epoch 1, global step {STEPS}" in output
+    assert f"done: 3 epochs, {3 * STEPS} steps" in output
+    assert final_names(out) == [CKPT_1, CKPT_2, CKPT_3]
+    sidecars = assert_all_load(out)
+    assert [(m["epoch"], m["global_step"]) for m in sidecars] == [(1, STEPS), (2, 2 * STEPS), (3, 3 * STEPS)]
+    with open(os.path.join(out, "metrics.csv"), encoding="utf-8") as handle:
+        assert [row.split(",")[0] for row in handle.read().split()[1:]] == ["1", "2", "3"]
+
+
+def test_kill_9_inside_a_save_keeps_the_previous_checkpoint(data, tmp_path):
+    out = tmp_path / "out"
+    # The 2nd save (epoch 2) stops after its temporary file is complete, before the rename.
+    run = start_entry("train.py", train_args(data, out, "--epoch_size", "2"), env=fault_env(pause_in_save=2))
+    run.wait_for("fault: paused in save of")
+    run.proc.kill()
+    assert run.finish() == -signal.SIGKILL
+    leftovers = [name for name in os.listdir(out) if name.startswith(".tmp-")]
+    assert leftovers, "the kill was meant to land inside the save window"
+    assert final_names(out) == [CKPT_1]
+    assert not os.path.exists(sidecar_path(str(out / CKPT_2)))
+    assert [m["epoch"] for m in assert_all_load(out)] == [1]
+    # The next run clears the unfinished save and continues from epoch 1.
+    resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"removed {leftovers[0]}" in resumed.stdout and f"resumed {out / CKPT_1}" in resumed.stdout
+    assert not [name for name in os.listdir(out) if name.startswith(".tmp-")]
+    assert [m["epoch"] for m in assert_all_load(out)] == [1, 2]
+
+
+def test_truncated_newest_checkpoint_is_named_and_resume_falls_back(resumed_run, data, tmp_path):
+    # (Flipped bytes are caught the same way; tests/test_fuzz_checkpoint.py covers both in-process.)
+    source, _ = resumed_run
+    out = tmp_path / "out"
+    shutil.copytree(source, out)
+    newest = out / CKPT_3
+    os.chmod(newest, 0o600)  # MindSpore leaves checkpoints read-only
+    os.truncate(newest, os.path.getsize(newest) * 2 // 3)
+    evaluated = run_entry("eval.py", [*TINY, "--data_path", data, "--checkpoint_path", str(out)])
+    assert evaluated.returncode == 1
+    assert f"checkpoint {newest} is corrupt or truncated" in evaluated.stdout + evaluated.stderr
+    assert f"could not be evaluated: {CKPT_3}" in evaluated.stdout
+    assert f"{CKPT_2}: top1" in evaluated.stdout
+    resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"warning: skipping {newest}" in resumed.stderr
+    assert f"resumed {out / CKPT_2}: epoch 2" in resumed.stdout
+    assert [m["epoch"] for m in assert_all_load(out)] == [1, 2, 3]  # epoch 3 trained again, file replaced
+
+
+def _mount_tmpfs(folder, size_bytes: int) -> bool:
+    folder.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)],
+                            capture_output=True, text=True)
+    return result.returncode == 0
+
+
+def test_disk_full_stops_with_one_line_and_loses_nothing(resumed_run, data, tmp_path):
+    """A real full disk: a tmpfs that holds epoch 1's checkpoint but not epoch 2's (root only). Where
+    mounting is not permitted, RLIMIT_FSIZE makes the kernel refuse the big write instead (EFBIG)."""
+    source, _ = resumed_run
+    checkpoint_size = os.path.getsize(os.path.join(source, CKPT_1))
+    out = tmp_path / "small_disk"
+    mounted = _mount_tmpfs(out, checkpoint_size + checkpoint_size // 2)
+    limit = None
+    if not mounted:
+        warnings.warn("mounting a tmpfs is not permitted here; simulating the full disk with RLIMIT_FSIZE")
+        limit = checkpoint_size // 2
+    try:
+        copy_checkpoint(source, CKPT_1, out)
+
+        def limit_file_size():
+            if limit is not None:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        result = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"),
+                           preexec_fn=limit_file_size)
+        assert result.returncode == 1, result.stdout + result.stderr
+        error = the_one_error_line(result.stderr)
+        expected = "No space left on device" if mounted else "File too large"
+        assert f"could not write checkpoint {out / CKPT_2}" in error and expected in error, error
+        assert sorted(os.listdir(out)) == sorted([CKPT_1, CKPT_1 + ".json", "config.yaml", "metrics.csv"])
+        assert [m["epoch"] for m in assert_all_load(out)] == [1]
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(out)], check=True)
+
+
+def _diverge_from_epoch_1(resumed_run, data, out, *extra: str, env: dict[str, str] | None = None):
+    """Resume a copy of epoch 1's checkpoint for epoch 2 with `extra` flags; return the failed run's error."""
+    source, _ = resumed_run
+    copy_checkpoint(source, CKPT_1, out)
+    result = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto", *extra), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = the_one_error_line(result.stderr)
+    assert f"the last good checkpoint is {out / CKPT_1}" in error
+    assert final_names(out) == [CKPT_1]
+    assert [m["epoch"] for m in assert_all_load(out)] == [1]
+    return error
+
+
+def test_nan_loss_with_a_fixed_loss_scale_stops_and_keeps_the_last_good_checkpoint(resumed_run, data, tmp_path):
+    # A learning rate of 1e30 makes the weights explode after one step, as real divergence does.
+    error = _diverge_from_epoch_1(resumed_run, data, tmp_path / "out", "--lr_max", "1e30", "--lr_end", "1e30")
+    assert re.search(rf"the loss became (nan|inf) at epoch 2 step [2-4]/{STEPS}; the weights are broken", error), error
+
+
+def test_nan_weights_under_a_finite_loss_are_never_saved(resumed_run, data, tmp_path):
+    # A NaN batch turns the first conv's weights into NaN; on the CPU the ReLU after them turns NaN into 0,
+    # so the loss stays finite. The check before the save still refuses the broken weights.
+    error = _diverge_from_epoch_1(resumed_run, data, tmp_path / "out", env=fault_env(nan_at="2:3"))
+    assert f"holds NaN/inf at epoch 2 step {STEPS}/{STEPS} although the loss stayed finite" in error, error
+
+
+def test_nan_batch_with_a_dynamic_loss_scale_is_skipped_and_counted(data, tmp_path):
+    out = tmp_path / "out"
+    result = run_entry("train.py", train_args(data, out, "--epoch_size", "1", "--loss_scale_type", "dynamic"),
+                       env=fault_env(nan_at="1:3"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"epoch 1: skipped 1 of {STEPS} steps whose gradients overflowed (not applied); loss scale now 512" \
+        in result.stdout
+    # The skipped step moved neither the optimizer nor the BatchNorm statistics: all saved values are finite.
+    sidecars = assert_all_load(out)
+    assert [(m["epoch"], m["global_step"], m["loss_scale"]) for m in sidecars] == [(1, STEPS - 1, 512.0)]
+
+
+def test_sigterm_saves_at_the_current_step_and_resume_finishes_the_epoch(resumed_run, data, tmp_path):
+    source, _ = resumed_run
+    out = tmp_path / "out"
+    copy_checkpoint(source, CKPT_1, out)
+    run = start_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"))
+    run.wait_for(f"epoch 2/2 step 3/{STEPS}")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.finish() == 128 + signal.SIGTERM, run.output
+    stopped = re.search(rf"error: stopped by SIGTERM at epoch 2 step (\d+)/{STEPS}; saved (\S+); to continue, "
+                        r"run the same command with --resume auto", run.output)
+    assert stopped, run.output
+    step = int(stopped.group(1))
+    assert stopped.group(2) == str(out / f"sknet_tiny-2_{step}.ckpt")
+    assert [(m["epoch"], m["global_step"], m["step_in_epoch"]) for m in assert_all_load(out)] == \
+        [(1, STEPS, 0), (1, STEPS + step, step)]
+    resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resumed {stopped.group(2)}" in resumed.stdout
+    # Only the rest of epoch 2 was trained: the step count is that of an uninterrupted run.
+    assert f"done: 2 epochs, {2 * STEPS} steps" in resumed.stdout
+    assert read_sidecar(str(out / CKPT_2))["global_step"] == 2 * STEPS

@@ -1,0 +1,61 @@
+"""A rank killed in a 2-worker CPU msrun job: the job ends non-zero, and `--resume auto` restarts it
+from rank 0's last checkpoint (scripts/run_distribute_train.sh, real processes)."""
+import os
+import signal
+import time
+
+import pytest
+
+from src.utils.checkpoint_file import list_checkpoints, load_checkpoint_file
+from tests.helpers.cifar_data import write_cifar_layout
+from tests.helpers.faults import fault_env
+from tests.helpers.launchers import SCRIPTS_DIR, free_port
+from tests.helpers.processes import HANG_BOUND, Watched
+from tests.helpers.processes import environment_of, processes_with
+
+STEPS = 5  # 40 images, 20 per rank, batch 4
+TINY = ["--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32", "--batch_size", "4",
+        "--warmup_epochs", "0", "--eval_interval", "0", "--log_interval", "1", "--num_parallel_workers", "1"]
+
+
+def launch(data: str, out, logs, *extra: str, env: dict | None = None) -> Watched:
+    env = {"DEVICE_TARGET": "CPU", "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs), **(env or {})}
+    return Watched(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), data, "2", *TINY,
+                    "--epoch_size", "3", "--output_path", str(out), *extra], env, cwd=str(out.parent))
+
+
+def wait_for_log(path, text: str, job: Watched) -> None:
+    deadline = time.monotonic() + HANG_BOUND
+    while not (os.path.exists(path) and text in open(path, encoding="utf-8", errors="replace").read()):
+        assert job.proc.poll() is None, f"the job ended before {text!r} appeared in {path}"
+        assert time.monotonic() < deadline, f"{text!r} did not appear in {path} within {HANG_BOUND} s"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpoint(tmp_path):
+    data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
+    out = tmp_path / "out"
+    # Rank 0 parks inside its second save (end of epoch 2, before the rename), so rank 1 is surely
+    # mid-run, waiting in epoch 3 for rank 0's gradients, when it is killed: no race with a fast step.
+    job = launch(data, out, tmp_path / "logs", env=fault_env(pause_in_save=2))
+    wait_for_log(tmp_path / "logs" / "worker_0.log", "fault: paused in save", job)
+    rank1 = [pid for pid in processes_with(str(out)) if environment_of(pid).get("RANK_ID") == "1"
+             and environment_of(pid).get("MS_ROLE") == "MS_WORKER"]
+    assert len(rank1) == 1
+    os.kill(rank1[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert job.finish() != 0, job.output[-3000:]  # finish() fails the test if the job hangs
+    print(f"the job ended {time.monotonic() - killed_at:.0f} s after rank 1 was killed")
+    assert processes_with(str(out)) == []
+    checkpoint_1 = str(out / f"sknet_tiny-1_{STEPS}.ckpt")
+    assert list_checkpoints(str(out)) == [checkpoint_1]
+
+    resumed = launch(data, out, tmp_path / "logs_resumed", "--resume", "auto")
+    assert resumed.finish() == 0, resumed.output[-3000:]
+    for rank in (0, 1):
+        with open(tmp_path / "logs_resumed" / f"worker_{rank}.log", encoding="utf-8", errors="replace") as log:
+            assert f"[rank {rank}] resumed {checkpoint_1}: epoch 1, global step {STEPS}" in log.read()
+    checkpoints = list_checkpoints(str(out))
+    assert checkpoints == [checkpoint_1] + [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (2, 3)]
+    assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints] == [STEPS, 2 * STEPS, 3 * STEPS]

@@ -1,0 +1,80 @@
+"""Faults that the reliability tests inject into real train.py processes (never part of the product).
+
+Python imports `sitecustomize` at start-up from sys.path, so a test that puts this folder on
+PYTHONPATH (`tests.helpers.faults.fault_env`) reaches every Python process it starts, including
+the ranks that msrun launches. Each fault is switched on by its own variable:
+
+- `FAULT_PAUSE_IN_SAVE=N`: the N-th checkpoint save of the process stops inside its save window
+  (the temporary file is complete, nothing is renamed yet), prints `fault: paused in save of PATH`
+  and sleeps, so that the test can `kill -9` it exactly there.
+- `FAULT_NAN_AT=E:S`: the images of step S (1-based) of epoch E become NaN, as a poisoned batch would.
+
+The functions are patched when their module is first imported, so a process that never imports
+them pays nothing.
+"""
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import time
+
+PAUSE_IN_SAVE = os.environ.get("FAULT_PAUSE_IN_SAVE")
+NAN_AT = os.environ.get("FAULT_NAN_AT")
+
+
+def _pause_in_save(module) -> None:
+    write, saves = module._write_with_mindspore, []
+
+    def write_then_pause(save_obj, tmp, append_dict):
+        write(save_obj, tmp, append_dict)
+        saves.append(tmp)
+        if len(saves) == int(PAUSE_IN_SAVE):
+            print(f"fault: paused in save of {tmp}", flush=True)
+            while True:
+                time.sleep(60)
+
+    module._write_with_mindspore = write_then_pause
+
+
+def _nan_at(module) -> None:
+    import mindspore as ms
+    import numpy as np
+
+    step = module.Trainer._step
+
+    def poisoned_step(self, epoch, step_in_epoch, images, labels):
+        if f"{epoch}:{step_in_epoch}" == NAN_AT:
+            images = ms.Tensor(np.full(images.shape, np.nan, dtype=np.float32))
+        return step(self, epoch, step_in_epoch, images, labels)
+
+    module.Trainer._step = poisoned_step
+
+
+PATCHES = {}
+if PAUSE_IN_SAVE:
+    PATCHES["src.utils.checkpoint_file"] = _pause_in_save
+if NAN_AT:
+    PATCHES["src.training.trainer"] = _nan_at
+
+
+class _PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Finds the patched modules as usual and patches each right after it has run."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in PATCHES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None:
+            return None
+        run_module = spec.loader.exec_module
+
+        def exec_module(module):
+            run_module(module)
+            PATCHES[name](module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if PATCHES:
+    sys.meta_path.insert(0, _PatchAfterImport())

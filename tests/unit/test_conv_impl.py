@@ -1,0 +1,202 @@
+"""The `fast` conv implementation computes the same function as `native`, from the same parameters.
+
+Tolerance: max |fast - native| <= 1e-4 * max(1, max |native|), for outputs and for the
+gradients with respect to the input and the weight. The spatial sizes are reduced, but every
+(in, out, kernel, stride, dilation, groups) of SKNet-50 is checked, on images large and small
+enough to take each branch of the fast path (native/GEMM 1x1, small-image dense GEMM,
+broadcast/batch-folded im2col GEMM, col2im or a conv for the input gradient).
+"""
+import os
+
+import numpy as np
+import mindspore as ms
+import pytest
+from mindspore import nn, ops
+
+from src.training.loss import CrossEntropySmooth
+from src.layers import cpu_gemm_conv
+from src.sknet50 import sknet50, sknet_tiny
+from src.layers.conv import Conv2d
+from src.layers.cpu_gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS
+from src.utils.device import resolve_conv_impl
+from src.utils.errors import UserError
+
+TOLERANCE = 1e-4
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    scale = max(1.0, float(np.abs(expected).max()))
+    error = float(np.abs(actual - expected).max())
+    assert error <= TOLERANCE * scale, f"{what}: max error {error:.3g} > {TOLERANCE} x {scale:.3g}"
+
+
+def sknet50_conv_shapes() -> list[tuple[int, int, int, int, int, int]]:
+    """Every distinct (in, out, kernel, stride, dilation, groups) of SKNet-50, read from the network."""
+    shapes = {(cell.in_channels, cell.out_channels, cell.kernel_size, cell.stride, cell.dilation, cell.groups)
+              for _, cell in sknet50(10).cells_and_names() if isinstance(cell, Conv2d)}
+    return sorted(shapes)
+
+
+class ConvWithGradients(nn.Cell):
+    """One graph: the conv's output and the gradients of sum(output * upstream) w.r.t. input and weight."""
+
+    def __init__(self, conv: Conv2d):
+        super().__init__()
+        self.conv = conv
+        self.grad = ops.GradOperation(get_all=True, get_by_list=True)
+        self.weights = ms.ParameterTuple(conv.trainable_params())
+
+    def weighted_sum(self, x, upstream):
+        return (self.conv(x) * upstream).sum()
+
+    def construct(self, x, upstream):
+        input_grads, weight_grads = self.grad(self.weighted_sum, self.weights)(x, upstream)
+        return self.conv(x), input_grads[0], weight_grads[0]
+
+
+def conv_results(shape, conv_impl: str, weight: np.ndarray, x: np.ndarray, upstream: np.ndarray):
+    in_channels, out_channels, kernel, stride, dilation, groups = shape
+    conv = Conv2d(in_channels, out_channels, kernel, stride, dilation, groups, conv_impl=conv_impl)
+    conv.weight.set_data(ms.Tensor(weight))
+    return [t.asnumpy() for t in ConvWithGradients(conv)(ms.Tensor(x), ms.Tensor(upstream))]
+
+
+def conv_cases():
+    """Each SKNet-50 conv shape on a small image (few output pixels) and a larger one (many)."""
+    cases = []
+    for shape in sknet50_conv_shapes():
+        kernel, stride = shape[2], shape[3]
+        for size in (2, 16 if kernel == 7 else 8):
+            out = (size - 1) // stride + 1
+            cases.append(pytest.param(shape, size, id=f"{'x'.join(map(str, shape))}-{size}px-out{out}"))
+    return cases
+
+
+def test_the_cases_cover_every_branch_of_the_fast_path():
+    shapes = sknet50_conv_shapes()
+    assert {s[2] for s in shapes} == {1, 3, 7} and {s[3] for s in shapes} == {1, 2}
+    assert {s[4] for s in shapes} == {1, 2} and {s[5] for s in shapes} == {1, 32}
+    out_pixels = [((p.values[1] - 1) // p.values[0][3] + 1) ** 2 for p in conv_cases()]
+    assert min(out_pixels) < NATIVE_POINTWISE_MIN_PIXELS <= max(out_pixels)
+    # grouped convs: 1 pixel < 4 channels per group (batch folded) and 64 pixels > 32 (broadcast)
+    assert min(out_pixels) < 4 and max(out_pixels) > 32
+    # 3x3 convs: small images (dense GEMM) and larger ones (im2col), strided and not
+    small = {(size * size <= SMALL_IMAGE_MAX_PIXELS, shape[3])
+             for shape, size in (p.values for p in conv_cases()) if shape[2] == 3}
+    assert small == {(True, 1), (True, 2), (False, 1), (False, 2)}
+
+
+def check_fast_matches_native(shape, size):
+    in_channels, out_channels, kernel, stride, _, groups = shape
+    rng = np.random.default_rng(sum(shape) + size)
+    fan_in = in_channels // groups * kernel * kernel
+    weight = (rng.standard_normal((out_channels, in_channels // groups, kernel, kernel)) / np.sqrt(fan_in))
+    x = rng.standard_normal((2, in_channels, size, size))
+    out_size = (size - 1) // stride + 1
+    upstream = rng.standard_normal((2, out_channels, out_size, out_size))
+    arrays = [a.astype(np.float32) for a in (weight, x, upstream)]
+    native = conv_results(shape, "native", *arrays)
+    fast = conv_results(shape, "fast", *arrays)
+    for what, a, b in zip(("output", "input gradient", "weight gradient"), fast, native):
+        assert a.shape == b.shape, what
+        assert_close(a, b, what)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, size", conv_cases())
+def test_fast_conv_matches_native(shape, size):
+    check_fast_matches_native(shape, size)
+
+
+def im2col_cases():
+    """The cases that take `GemmConv` (im2col), whose columns are small enough to be kept."""
+    return [case for case in conv_cases()
+            if case.values[0][2] > 1 and case.values[1] ** 2 > SMALL_IMAGE_MAX_PIXELS]
+
+
+def test_im2col_cases_cover_both_layouts_and_strides():
+    shapes = [case.values[0] for case in im2col_cases()]
+    assert {s[3] for s in shapes} == {1, 2} and {s[5] for s in shapes} == {1, 32}
+    assert {s[1] // s[5] for s in shapes} == {4, 8, 16, 32, 64}  # broadcast and batch-folded GEMMs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, size", im2col_cases())
+def test_fast_conv_matches_native_when_columns_are_recomputed(shape, size, monkeypatch):
+    monkeypatch.setattr(cpu_gemm_conv, "KEEP_COLUMNS_MAX_ELEMENTS", 0)
+    check_fast_matches_native(shape, size)
+
+
+class TrainGradients(nn.Cell):
+    """Logits and the gradients of the label-smoothed loss w.r.t. every trainable parameter."""
+
+    def __init__(self, net: nn.Cell):
+        super().__init__()
+        self.net = net
+        self.loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=10)
+        self.grad = ops.GradOperation(get_by_list=True)
+        self.weights = ms.ParameterTuple(net.trainable_params())
+
+    def loss_of(self, images, labels):
+        return self.loss(self.net(images), labels)
+
+    def construct(self, images, labels):
+        return self.net(images), self.grad(self.loss_of, self.weights)(images, labels)
+
+
+def tiny_pair():
+    """sknet_tiny twice, native and fast, the fast one loaded from the native one's checkpoint."""
+    ms.set_seed(3)
+    native = sknet_tiny(10, conv_impl="native")
+    fast = sknet_tiny(10, conv_impl="fast")
+    return native, fast
+
+
+def test_checkpoints_move_between_implementations(tmp_path):
+    native, fast = tiny_pair()
+    assert {n: p.shape for n, p in native.parameters_and_names()} == \
+        {n: p.shape for n, p in fast.parameters_and_names()}
+    path = os.path.join(tmp_path, "native.ckpt")
+    ms.save_checkpoint(native, path)
+    not_loaded, unused = ms.load_param_into_net(fast, ms.load_checkpoint(path), strict_load=True)
+    assert not not_loaded and not unused
+    for (name, a), (_, b) in zip(native.parameters_and_names(), fast.parameters_and_names()):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy(), err_msg=name)
+
+
+@pytest.mark.slow
+def test_whole_network_logits_and_gradients_match(tmp_path):
+    native, fast = tiny_pair()
+    ms.load_param_into_net(fast, {n: p for n, p in native.parameters_and_names()}, strict_load=True)
+    rng = np.random.default_rng(7)
+    # 64x64 with the imagenet stem: stages at 16, 8, 4 and 2 pixels, so both GEMM layouts run.
+    images = ms.Tensor(rng.standard_normal((4, 3, 64, 64), dtype=np.float32))
+    labels = ms.Tensor(rng.integers(0, 10, 4).astype(np.int32))
+    native.set_train(True)
+    fast.set_train(True)
+    native_logits, native_grads = TrainGradients(native)(images, labels)
+    fast_logits, fast_grads = TrainGradients(fast)(images, labels)
+    assert_close(fast_logits.asnumpy(), native_logits.asnumpy(), "logits")
+    names = [p.name for p in native.trainable_params()]
+    assert len(fast_grads) == len(native_grads) == len(names)
+    for name, a, b in zip(names, fast_grads, native_grads):
+        assert_close(a.asnumpy(), b.asnumpy(), f"gradient of {name}")
+    native.set_train(False)
+    fast.set_train(False)
+    assert_close(fast(images).asnumpy(), native(images).asnumpy(), "eval logits")
+
+
+@pytest.mark.parametrize("device_target, expected", [("CPU", "fast"), ("GPU", "native"), ("Ascend", "native")])
+def test_auto_is_fast_on_the_cpu_only(device_target, expected):
+    assert resolve_conv_impl("auto", device_target) == expected
+    assert resolve_conv_impl("native", device_target) == "native"
+    assert resolve_conv_impl("fast", device_target) == "fast"
+
+
+def test_bad_impl_or_device_is_an_error():
+    with pytest.raises(UserError, match="conv_impl"):
+        resolve_conv_impl("im2col", "CPU")
+    with pytest.raises(UserError, match="device_target"):
+        resolve_conv_impl("auto", "cpu")
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        Conv2d(8, 8, 3, conv_impl="auto")

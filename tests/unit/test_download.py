@@ -1,0 +1,150 @@
+"""--download against a local HTTP server: good archive, bad checksum, interrupted transfer, unsafe archives."""
+import hashlib
+import http.server
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+
+import pytest
+
+from tests.helpers.cifar_data import write_cifar_layout
+from src.data.cifar10_files import resolve_split_files
+from src.data.download import download_for_training
+from src.data.download import download_cifar10
+from src.utils.errors import UserError
+from tests.helpers import REPO_ROOT
+
+
+
+def _archive_bytes(tmp_path, extra=None) -> bytes:
+    """A small cifar-10-binary.tar.gz look-alike; `extra(tar)` may add hostile members."""
+    folder = write_cifar_layout(str(tmp_path / "source"), per_train_file=2, test_count=3)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname="cifar-10-batches-bin")
+        if extra:
+            extra(archive)
+    return buffer.getvalue()
+
+
+class _Server:
+    """Serves `payload` at /cifar.tar.gz; with `cut`, sends only that many bytes of it, then hangs up."""
+
+    def __init__(self, payload: bytes, cut: int | None = None):
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the http.server API)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload[:cut] if cut is not None else payload)
+                self.wfile.flush()
+                outer.requests += 1
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = 0
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cifar.tar.gz"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(payload, cut=None):
+        servers.append(_Server(payload, cut))
+        return servers[-1]
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_download_verifies_and_unpacks(tmp_path, serve):
+    payload = _archive_bytes(tmp_path)
+    server = serve(payload)
+    target = tmp_path / "data"
+    folder = download_cifar10(str(target), server.url, _md5(payload))
+    assert folder == str(target / "cifar-10-batches-bin")
+    assert len(resolve_split_files(folder, "train")) == 5
+    assert sorted(os.listdir(target)) == ["cifar-10-batches-bin"]  # no temp files left
+    # A second call finds the data and does not download again.
+    download_cifar10(str(target), server.url, _md5(payload))
+    assert server.requests == 1
+
+
+def test_download_for_training_fills_the_data_path(tmp_path, serve):
+    payload = _archive_bytes(tmp_path)
+    server = serve(payload)
+    data_path = str(tmp_path / "d" / "cifar-10-batches-bin")
+    assert "unpacked" in download_for_training(data_path, server.url, _md5(payload))
+    assert resolve_split_files(data_path, "eval")
+    assert "already holds" in download_for_training(data_path, server.url, _md5(payload))
+
+
+def test_bad_checksum_keeps_nothing(tmp_path, serve):
+    server = serve(_archive_bytes(tmp_path))
+    target = tmp_path / "data"
+    with pytest.raises(UserError, match="has MD5 .*, expected 0123456789abcdef0123456789abcdef; it was deleted"):
+        download_cifar10(str(target), server.url, "0123456789abcdef0123456789abcdef")
+    assert os.listdir(target) == []
+
+
+def test_interrupted_transfer_keeps_nothing(tmp_path, serve):
+    payload = _archive_bytes(tmp_path)
+    server = serve(payload, cut=len(payload) // 2)
+    target = tmp_path / "data"
+    with pytest.raises(UserError, match="interrupted|failed"):
+        download_cifar10(str(target), server.url, _md5(payload))
+    assert os.listdir(target) == []
+
+
+def _add_escape(archive):
+    info = tarfile.TarInfo("../escaped.txt")
+    info.size = 3
+    archive.addfile(info, io.BytesIO(b"bad"))
+
+
+def _add_link(archive):
+    info = tarfile.TarInfo("cifar-10-batches-bin/link")
+    info.type = tarfile.SYMTYPE
+    info.linkname = "/etc/passwd"
+    archive.addfile(info)
+
+
+@pytest.mark.parametrize("extra, match", [(_add_escape, "points outside"), (_add_link, "not a plain file")])
+def test_unsafe_archives_are_refused(tmp_path, serve, extra, match):
+    payload = _archive_bytes(tmp_path, extra)
+    server = serve(payload)
+    target = tmp_path / "data"
+    with pytest.raises(UserError, match=match):
+        download_cifar10(str(target), server.url, _md5(payload))
+    assert os.listdir(target) == []
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+@pytest.mark.slow
+def test_command_line_download(tmp_path, serve):
+    payload = _archive_bytes(tmp_path)
+    server = serve(payload)
+    ok = subprocess.run([sys.executable, "-m", "src.data.download", str(tmp_path / "cli"), "--url", server.url,
+                         "--md5", _md5(payload)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "cli" / "cifar-10-batches-bin" / "test_batch.bin").is_file()
+    bad = subprocess.run([sys.executable, "-m", "src.data.download", str(tmp_path / "bad"), "--url", server.url,
+                          "--md5", "0" * 32], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
