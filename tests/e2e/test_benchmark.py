@@ -32,6 +32,7 @@ def test_benchmark_measures_both_implementations():
         assert native > 0 and fast > 0 and ratio > 0, row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, message", [
     (["--conv_impl", "im2col"], "--conv_impl"),
     (["--batch_size", "0"], "--batch_size"),

@@ -26,6 +26,7 @@ def tiny_network(ckpt: str, conv_impl: str = "native"):
     return net
 
 
+@pytest.mark.slow
 def test_onnx_export_runs_in_onnxruntime_and_matches(tiny_ckpt, tmp_path, capsys):
     export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "tiny"), "--file_format", "ONNX",
                  "--batch_size", "2", *TINY_FLAGS])
@@ -38,6 +39,7 @@ def test_onnx_export_runs_in_onnxruntime_and_matches(tiny_ckpt, tmp_path, capsys
     np.testing.assert_allclose(onnx_logits, expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_mindir_has_the_asked_batch_and_reproduces_the_network(tiny_ckpt, tmp_path):
     export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "tiny"), "--batch_size", "3", *TINY_FLAGS])
     path = str(tmp_path / "tiny.mindir")
@@ -48,6 +50,7 @@ def test_mindir_has_the_asked_batch_and_reproduces_the_network(tiny_ckpt, tmp_pa
     np.testing.assert_array_equal(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy())
 
 
+@pytest.mark.slow
 def test_fast_conv_export_only_on_request(tiny_ckpt, tmp_path):
     export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "fast"), "--conv_impl", "fast", *TINY_FLAGS])
     images = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)

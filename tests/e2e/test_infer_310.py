@@ -19,6 +19,9 @@ from tests.helpers import REPO_ROOT
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.infer import TINY_FLAGS, save_tiny_checkpoint
 
+# Every test here builds or runs the C++ app, or exports a network first.
+pytestmark = pytest.mark.slow
+
 REPO = REPO_ROOT
 APP = os.path.join(REPO, "ascend310_infer", "out", "cpu", "main")
 ENV = {**os.environ, "GLOG_v": "3", "PYTHON": sys.executable}
@@ -124,7 +127,6 @@ def app_predictions(result_dir: str, meta: dict) -> list[int]:
     return [int(p) for p in logits[:meta["image_count"]].argmax(axis=1)]
 
 
-@pytest.mark.slow
 def test_run_infer_310_predicts_what_eval_py_predicts(app, tmp_path):
     data = write_cifar_layout(str(tmp_path / "data"), per_train_file=32, test_count=27)
     # 30 steps: enough for varied predictions (measured: 70% top-1), so that equal predictions mean something.

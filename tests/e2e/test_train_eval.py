@@ -175,6 +175,7 @@ def test_eval_bad_input_exit_code_and_one_line(data, tmp_path):
     assert proc.stderr.strip() == f"error: --checkpoint_path {tmp_path / 'missing.ckpt'} does not exist"
 
 
+@pytest.mark.slow
 def test_unavailable_device_is_a_clear_error(data):
     proc = run("train.py", "--device_target", "GPU", "--data_path", data)
     assert proc.returncode == 1
