@@ -1,7 +1,8 @@
 """Shared test setup: the repo on sys.path, MindSpore on the CPU in graph mode, the `slow` marker.
 
-Every test that starts a process (train.py, eval.py, msrun, a launcher, the C++ app) or trains a
-network is marked `slow`; `python -m pytest -q -m "not slow" tests` is the quick loop.
+Every test that runs MindSpore in another process (train.py, eval.py, msrun, benchmark.py, a CLI),
+trains or exports a network, or builds the C++ app is marked `slow`; `python -m pytest -q -m "not slow"
+tests` is the quick loop (launcher tests with fake tools and in-process unit tests).
 """
 import os
 import sys
@@ -16,4 +17,5 @@ ms.set_device("CPU")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: starts processes or trains a network (CI runs it; skip with -m 'not slow')")
+    config.addinivalue_line("markers", "slow: runs MindSpore in another process, trains or exports, or builds the C++ app "
+                            "(CI runs it; skip with -m 'not slow')")
