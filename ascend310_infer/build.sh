@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Build the 310 inference app into ascend310_infer/out/<backend>/main.
+# Build the 310 inference app on MindSpore Lite into ascend310_infer/out/<backend>/main.
 #
-#   bash build.sh          Ascend host: link MindSpore's library (MINDSPORE_PATH, or the folder
-#                          of the installed mindspore Python package)
-#   bash build.sh cpu      any Linux machine: link the dev/CI runtime of cpu_runtime/, against the
-#                          real API headers (fetched once by cpu_runtime/fetch_headers.sh)
+#   bash build.sh          Ascend 310 host: MINDSPORE_LITE_HOME is the unpacked MindSpore Lite release
+#                          (mindspore-lite-*-linux-*, with runtime/include and runtime/lib)
+#   bash build.sh cpu      any x86-64 Linux machine: MINDSPORE_LITE_HOME if set, else MindSpore Lite
+#                          2.0.0's C++ runtime from the mindspore-lite wheel (fetch_lite.sh; dev/CI)
 # The backend can also come from DEVICE_TARGET (CPU or Ascend). PYTHON picks the interpreter.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-python="${PYTHON:-python3}"
 target="${1:-${DEVICE_TARGET:-Ascend}}"
 case "${target,,}" in
     cpu) backend=cpu ;;
@@ -17,21 +16,21 @@ case "${target,,}" in
     *) echo "error: unknown backend '$target'; use Ascend (the default) or CPU" >&2; exit 1 ;;
 esac
 
-options=(-DMS_BACKEND="$backend")
-if [[ "$backend" == cpu ]]; then
-    ms_path="$(PYTHON="$python" bash "$here/cpu_runtime/fetch_headers.sh")"
-    # The real interpreter, not a shim script: the embedded Python starts as this program.
-    options+=(-DPython3_EXECUTABLE="$("$python" -c 'import sys; print(sys.executable)')")
-else
-    if [[ -z "${MINDSPORE_PATH:-}" ]] && ! MINDSPORE_PATH="$("$python" -c \
-            'import mindspore, os; print(os.path.dirname(mindspore.__file__))' 2>/dev/null)"; then
-        echo "error: mindspore is not importable with $python; install the MindSpore Ascend package or set MINDSPORE_PATH" >&2
+lite_home="${MINDSPORE_LITE_HOME:-}"
+if [[ -z "$lite_home" && "$backend" == cpu ]]; then
+    lite_home="$(bash "$here/fetch_lite.sh")"
+elif [[ -z "$lite_home" ]]; then
+    echo "error: MINDSPORE_LITE_HOME is not set; point it at the MindSpore Lite release unpacked on this Ascend host (docs/inference.md)" >&2
+    exit 1
+fi
+for tool in cmake g++; do
+    if ! command -v "$tool" > /dev/null; then
+        echo "error: $tool is not installed; install cmake, g++, make and libgflags-dev (e.g. apt-get install cmake g++ make libgflags-dev)" >&2
         exit 1
     fi
-    ms_path="$MINDSPORE_PATH"
-fi
+done
 
 build_dir="$here/out/$backend"
-cmake -S "$here" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DMINDSPORE_PATH="$ms_path" "${options[@]}"
+cmake -S "$here" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DMINDSPORE_LITE_HOME="$lite_home"
 cmake --build "$build_dir" -j "$(nproc)"
-echo "built $build_dir/main"
+echo "built $build_dir/main against $lite_home"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline inference of an exported MINDIR on the CIFAR-10 eval set with the C++ app.
+# Offline inference of an exported MINDIR on the CIFAR-10 eval set with the C++ app on MindSpore Lite.
 #
 #   bash scripts/run_infer_310.sh MINDIR_PATH DATASET_NAME DATASET_PATH NEED_PREPROCESS [DEVICE_ID]
 #
@@ -8,7 +8,10 @@
 #   DATASET_PATH     the CIFAR-10 binary data (the folder with test_batch.bin, or its parent)
 #   NEED_PREPROCESS  y: write the input files; n: reuse those of an earlier run
 #   DEVICE_ID        the Ascend device (default 0)
-# Environment: DEVICE_TARGET=CPU runs the app on the CPU runtime (development/CI; default Ascend),
+# Environment: MINDSPORE_LITE_HOME is the MindSpore Lite release to build on (required on Ascend).
+# DEVICE_TARGET=CPU runs the app on the CPU (default Ascend); without MINDSPORE_LITE_HOME it builds on
+# MindSpore Lite 2.0.0 from the mindspore-lite wheel and first rewrites the MINDIR into Lite 2.0's
+# dialect (tools/mindir_to_lite20.py): development and CI only, never the path on a 310 host.
 # OUTPUT_DIR (default ./infer_310) receives everything, CONFIG_PATH is passed to the Python steps,
 # PYTHON picks the interpreter. Works from any directory. Each stage logs to OUTPUT_DIR/<stage>.log;
 # the first failing stage stops the run and shows its log. The accuracy ends in OUTPUT_DIR/acc.log.
@@ -55,6 +58,10 @@ if [[ ! "$device_id" =~ ^[0-9]+$ ]]; then
     echo "error: DEVICE_ID must be a number, got '$device_id'" >&2
     exit 1
 fi
+if [[ "$backend" == Ascend && -z "${MINDSPORE_LITE_HOME:-}" ]]; then
+    echo "error: MINDSPORE_LITE_HOME is not set; point it at the MindSpore Lite release unpacked on this Ascend host (docs/inference.md), or set DEVICE_TARGET=CPU" >&2
+    exit 1
+fi
 config_args=()
 if [[ -n "${CONFIG_PATH:-}" ]]; then
     config_args=(--config_path "$(get_real_path "$CONFIG_PATH")")
@@ -84,8 +91,15 @@ elif [[ ! -f "$preprocess_dir/meta.json" ]]; then
     exit 1
 fi
 run_stage build bash "$repo/ascend310_infer/build.sh" "$backend"
+model="$mindir_path"
+if [[ "$backend" == CPU && -z "${MINDSPORE_LITE_HOME:-}" ]]; then
+    # CI's Lite 2.0.0 cannot read the MINDIR dialect of MindSpore 2.10 (see the tool's docstring).
+    model="$out/model_lite20.mindir"
+    run_stage lite20_mindir env PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m tools.mindir_to_lite20 \
+        "$mindir_path" "$model"
+fi
 rm -rf "$result_dir"  # results of an earlier run must not be counted
-run_stage infer "$repo/ascend310_infer/out/${backend,,}/main" --mindir_path "$mindir_path" \
+run_stage infer "$repo/ascend310_infer/out/${backend,,}/main" --mindir_path "$model" \
     --input0_path "$preprocess_dir/images" --device_id "$device_id" --device_type "$device_type" \
     --result_path "$result_dir" --time_path "$out/time_Result"
 run_stage postprocess "$python" "$repo/postprocess.py" "${config_args[@]}" --result_path "$result_dir" \

@@ -1,24 +1,26 @@
 /**
- * Offline inference of an exported SKNet MINDIR with MindSpore's C++ API.
+ * Offline inference of an exported SKNet MINDIR with MindSpore Lite's C++ API
+ * (runtime/include/api/, linked to runtime/lib/libmindspore-lite.so).
  *
  *   ./main --mindir_path sknet50.mindir --input0_path preprocess_Result/images --device_id 0
  *
  * Runs every .bin file of --input0_path (sorted by name, each one input batch as written by
  * preprocess.py) and writes the model's outputs to --result_path/<name>_<i>.bin. The mean
- * latency of Model::Predict is printed and saved to --time_path. Every failure (load, build,
- * a missing or wrong-sized input, a failed write) prints "error: ..." and exits with 1.
+ * latency of Model::Predict is printed and saved to --time_path. Every failure (build, a missing
+ * or wrong-sized input, a failed inference, a failed write) prints "error: ..." and exits with 1.
  */
 #include <gflags/gflags.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "include/api/context.h"
 #include "include/api/model.h"
-#include "include/api/serialization.h"
+#include "include/api/status.h"
 #include "include/api/types.h"
 #include "src/file_utils.h"
 
@@ -26,7 +28,7 @@ DEFINE_string(mindir_path, "", "the MINDIR file written by export.py");
 DEFINE_string(input0_path, "", "folder of input .bin files (preprocess.py's images/)");
 DEFINE_string(result_path, "./result_Files", "folder that receives one <input>_<output index>.bin per input");
 DEFINE_string(time_path, "./time_Result", "folder that receives the latency summary test_perform_static.txt");
-DEFINE_string(device_type, "Ascend310", "Ascend310 (the vendor library on an Ascend host) or CPU");
+DEFINE_string(device_type, "Ascend310", "Ascend310 (MindSpore Lite's Ascend backend) or CPU");
 DEFINE_int32(device_id, 0, "the Ascend device to run on");
 
 namespace {
@@ -41,7 +43,7 @@ int Fail(const std::string &message) {
 std::shared_ptr<mindspore::Context> MakeContext(const std::string &device_type, int device_id) {
   auto context = std::make_shared<mindspore::Context>();
   if (device_type == "Ascend310") {
-    auto ascend = std::make_shared<mindspore::Ascend310DeviceInfo>();
+    auto ascend = std::make_shared<mindspore::AscendDeviceInfo>();
     ascend->SetDeviceID(static_cast<uint32_t>(device_id));
     context->MutableDeviceInfo().push_back(ascend);
   } else if (device_type == "CPU") {
@@ -100,22 +102,21 @@ int Run() {
     return Fail("input folder " + FLAGS_input0_path + " holds no .bin files; run preprocess.py first");
   }
 
-  mindspore::Graph graph;
-  mindspore::Status status = mindspore::Serialization::Load(FLAGS_mindir_path, mindspore::ModelType::kMindIR, &graph);
-  if (!status.IsOk()) {
-    return Fail("cannot load MINDIR " + FLAGS_mindir_path + ": " + status.ToString());
-  }
   mindspore::Model model;
-  status = model.Build(mindspore::GraphCell(graph), context);
+  mindspore::Status status = model.Build(FLAGS_mindir_path, mindspore::ModelType::kMindIR, context);
   if (!status.IsOk()) {
-    return Fail("cannot build " + FLAGS_mindir_path + " for " + FLAGS_device_type + ": " + status.ToString());
+    return Fail("cannot build MINDIR " + FLAGS_mindir_path + " for " + FLAGS_device_type + ": " + status.ToString());
   }
-  const std::vector<MSTensor> model_inputs = model.GetInputs();
+  std::vector<MSTensor> model_inputs = model.GetInputs();
   if (model_inputs.size() != 1) {
     return Fail(FLAGS_mindir_path + " has " + std::to_string(model_inputs.size()) +
                 " inputs; this app feeds one (export the model with export.py)");
   }
-  const MSTensor &input = model_inputs[0];
+  MSTensor &input = model_inputs[0];
+  if (input.DataType() != mindspore::DataType::kNumberTypeFloat32) {
+    return Fail(FLAGS_mindir_path + " takes input of type " + std::to_string(static_cast<int>(input.DataType())) +
+                ", not float32; export it with export.py");
+  }
   if (!CheckInputSizes(inputs, input, &error) || !MakeDirs(FLAGS_result_path, &error)) {
     return Fail(error);
   }
@@ -126,10 +127,15 @@ int Run() {
     if (!ReadFile(path, &data, &error)) {
       return Fail(error);
     }
-    const std::vector<MSTensor> feed = {MSTensor(input.Name(), input.DataType(), input.Shape(), data.data(), data.size())};
+    // The input tensor owns its buffer (Lite allocates it); the file's bytes are copied into it.
+    void *buffer = input.MutableData();
+    if (buffer == nullptr) {
+      return Fail("MindSpore Lite gave no buffer for the input " + input.Name() + " of " + FLAGS_mindir_path);
+    }
+    std::memcpy(buffer, data.data(), data.size());
     std::vector<MSTensor> outputs;
     const auto start = std::chrono::steady_clock::now();
-    status = model.Predict(feed, &outputs);
+    status = model.Predict(model_inputs, &outputs);
     total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!status.IsOk()) {
       return Fail("inference on " + path + " failed: " + status.ToString());
@@ -138,8 +144,12 @@ int Run() {
       return Fail("inference on " + path + " returned no output");
     }
     for (size_t i = 0; i < outputs.size(); ++i) {
+      const std::shared_ptr<const void> logits = outputs[i].Data();
+      if (logits == nullptr) {
+        return Fail("inference on " + path + " returned output " + std::to_string(i) + " without data");
+      }
       const std::string result = FLAGS_result_path + "/" + FileStem(path) + "_" + std::to_string(i) + ".bin";
-      if (!WriteFile(result, outputs[i].Data().get(), outputs[i].DataSize(), &error)) {
+      if (!WriteFile(result, logits.get(), outputs[i].DataSize(), &error)) {
         return Fail(error);
       }
     }
@@ -157,6 +167,6 @@ int Run() {
 int main(int argc, char **argv) {
   gflags::SetUsageMessage("offline inference of an exported SKNet MINDIR (see README, \"Export and inference\")");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  // Run() returns instead of calling exit(), so the model is released before the runtime shuts down.
+  // Run() returns instead of calling exit(), so the model is released before Lite's libraries unload.
   return Run();
 }
