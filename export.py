@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from src.utils.device import resolve_conv_impl, set_up_device  # first: it quiets MindSpore's log
+from src.utils.device import check_device_choices, resolve_conv_impl, set_up_device  # first: it quiets MindSpore's log
 import mindspore as ms  # noqa: E402  (after src.utils.device, which sets MindSpore's log level)
 from mindspore import nn  # noqa: E402
 
@@ -38,6 +38,7 @@ def check_settings(cfg) -> None:
         raise UserError("--ckpt_file is required: the trained .ckpt to export")
     if cfg.export_batch_size < 1 or cfg.image_size < 1:
         raise UserError(f"--batch_size ({cfg.export_batch_size}) and --image_size ({cfg.image_size}) must be positive")
+    check_device_choices(cfg)
 
 
 def build_network(cfg):

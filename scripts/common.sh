@@ -75,10 +75,12 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from src.utils.config import load_config
 from src.data.cifar10_files import resolve_split_files
+from src.utils.device import check_device_choices
 from src.utils.errors import run_cli
 
 def check():
     cfg = load_config(sys.argv[3:])
+    check_device_choices(cfg)
     if not cfg.download:  # with --download the data may not be there yet
         resolve_split_files(cfg.data_path, sys.argv[2], cfg.eval_data_path)
 
