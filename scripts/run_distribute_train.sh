@@ -130,7 +130,9 @@ run_with_rank_table() {
 }
 
 # msrun: starts the scheduler (on NODE_RANK 0) and this machine's workers, kills them all when one
-# fails, and returns non-zero then. It shows this machine's first rank's log on the console.
+# fails, and returns non-zero then. It shows this machine's first rank's log on the console: msrun's help
+# says --tail_worker_log is in [0, local_worker_num], but msrun 2.10 compares it with the global rank id
+# (process_entity/_api.py, enable_tail_worker_log), so it gets FIRST_RANK (tests: three machines on one host).
 run_with_msrun() {
   local msrun_args=(--worker_num="$DEVICE_NUM" --local_worker_num="$LOCAL_DEVICE_NUM"
     --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" --log_dir="$LOG_DIR" --join=True
