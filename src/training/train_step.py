@@ -1,6 +1,6 @@
 """One optimizer step with a fixed or a dynamic loss scale, and what a non-finite loss means.
 
-- `fixed` (the seed recipe): the loss is scaled by a constant; every step updates the weights. A NaN
+- `fixed` (the seed recipe), on the CPU: the loss is scaled by a constant; every step updates the weights. A NaN
   or inf loss means the weights are already broken, so the run must stop (`TrainingDiverged`) and
   nothing after the last checkpoint may be saved. The loss can also stay finite over broken
   weights (a ReLU turns NaN into 0 on the CPU), so the weights are checked before every save too.
