@@ -1,4 +1,4 @@
-"""The `fast` conv implementation computes the same function as `native`, from the same parameters.
+"""The `fast` and `split` conv implementations compute the same function as `native`, from the same parameters.
 
 Tolerance: max |fast - native| <= 1e-4 * max(1, max |native|), for outputs and for the
 gradients with respect to the input and the weight. The spatial sizes are reduced, but every
