@@ -6,13 +6,14 @@
 --checkpoint_path takes a .ckpt file, a folder of them (evaluated in natural order, ending with
 a table and the best one) or a .mindir file. See README "Evaluation process".
 """
-from src.utils.device import set_up_device  # first: it quiets MindSpore's log before MindSpore loads
+from src.utils.device import check_device_choices, set_up_device  # first: it quiets MindSpore's log before MindSpore loads
 from src.utils.config import load_config
 from src.utils.errors import run_cli
 
 
 def main() -> int:
     cfg = load_config(description=__doc__.splitlines()[0])
+    check_device_choices(cfg)
     from src.evaluation.eval_checkpoints import evaluate_checkpoints
 
     return evaluate_checkpoints(cfg, set_up_device(cfg.device_target, cfg.device_id))

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from src.utils.device import resolve_conv_impl, set_up_device  # first: it quiets MindSpore's log
+from src.utils.device import check_device_choices, resolve_conv_impl, set_up_device  # first: it quiets MindSpore's log
 import mindspore as ms  # noqa: E402  (after src.utils.device, which sets MindSpore's log level)
 from mindspore import nn  # noqa: E402
 
@@ -23,8 +23,11 @@ from src.utils.config import load_config  # noqa: E402
 from src.utils.errors import UserError, run_cli  # noqa: E402
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
-# The exported graph must reproduce the network; float32 reorderings stay far below this.
+# On the CPU the exported graph must reproduce the network; float32 reorderings stay far below this.
 MAX_DIFFERENCE = 1e-4
+# On Ascend the reloaded graph runs its convs and matmuls in fp16 by default (about 1e-3 relative per
+# layer), so there the limit is relative to the largest logit; an error in the graph is far above it.
+CHIP_RELATIVE_DIFFERENCE = 2e-2
 
 
 def check_settings(cfg) -> None:
@@ -34,10 +37,14 @@ def check_settings(cfg) -> None:
     if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
         raise UserError(f"AIR export needs an Ascend device, but device_target is {cfg.device_target}; "
                         "export MINDIR (the 310 app reads it) or ONNX here")
+    if cfg.file_format == "AIR":
+        print("note: mindspore.export marks AIR as deprecated (docs r2.3 and later); for Ascend 310 export MINDIR, "
+              "which MindSpore Lite and ascend310_infer/ read (docs/inference.md)")
     if not cfg.ckpt_file:
         raise UserError("--ckpt_file is required: the trained .ckpt to export")
     if cfg.export_batch_size < 1 or cfg.image_size < 1:
         raise UserError(f"--batch_size ({cfg.export_batch_size}) and --image_size ({cfg.image_size}) must be positive")
+    check_device_choices(cfg)
 
 
 def build_network(cfg):
@@ -94,13 +101,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"exported {path}: {cfg.file_format}, input float32 {list(shape)} (NCHW), output {cfg.class_num} classes")
     exported = run_exported(path, cfg.file_format, sample)
     if exported is not None:
-        expected = net(ms.Tensor(sample)).asnumpy()
-        difference = float(np.abs(exported - expected).max())
-        print(f"max |exported - network| on a sample batch: {difference:.3g}")
-        if difference > MAX_DIFFERENCE:
-            raise UserError(f"{path} differs from the network by {difference:.3g} (above {MAX_DIFFERENCE}); "
-                            "the file is kept for inspection, do not deploy it")
+        check_exported(path, exported, net(ms.Tensor(sample)).asnumpy(), cfg.device_target)
     return 0
+
+
+def check_exported(path: str, exported: np.ndarray, expected: np.ndarray, device_target: str) -> None:
+    """Print how far the exported file's logits are from the network's; refuse a file beyond the device's limit.
+
+    The CPU computes both in fp32: at most `MAX_DIFFERENCE`. GPU and Ascend may compute in fp16: at most
+    `CHIP_RELATIVE_DIFFERENCE` x max(1, largest |logit|).
+    """
+    difference = float(np.abs(exported - expected).max())
+    top1 = float(np.mean(exported.argmax(axis=1) == expected.argmax(axis=1)))
+    print(f"max |exported - network| on a sample batch: {difference:.3g} (top-1 agreement {top1:.0%})")
+    limit = MAX_DIFFERENCE if device_target == "CPU" else \
+        CHIP_RELATIVE_DIFFERENCE * max(1.0, float(np.abs(expected).max()))
+    if difference > limit:
+        raise UserError(f"{path} differs from the network by {difference:.3g} (above {limit:.3g} on "
+                        f"{device_target}); the file is kept for inspection, do not deploy it")
 
 
 if __name__ == "__main__":

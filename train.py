@@ -5,13 +5,14 @@
 
 Every key of config/sknet50_cifar10.yaml is a flag; see README "Training process".
 """
-from src.utils.device import set_up_device  # first: it quiets MindSpore's log before MindSpore loads
+from src.utils.device import check_device_choices, set_up_device  # first: it quiets MindSpore's log before MindSpore loads
 from src.utils.config import load_config
 from src.utils.errors import run_cli
 
 
 def main() -> int:
     cfg = load_config(description=__doc__.splitlines()[0])
+    check_device_choices(cfg)
     from src.training.trainer import train
 
     train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute))

@@ -68,19 +68,29 @@ require_device_target() {
 # check_settings SPLIT FLAGS...: resolve FLAGS as train.py/eval.py will (an unknown flag or a bad value
 # is an error) and check the CIFAR-10 layout of SPLIT ("train" or "eval"), once, so that a mistake
 # fails here in a second and not in every rank later. Paths in FLAGS are relative to the caller's
-# directory, as for the job itself.
+# directory, as for the job itself. On stdout it prints "--key=/absolute/path", one a line, for each
+# path setting given (by a flag or a config file) as a relative path, for ranks that run in a folder of
+# their own (run_distribute_train.sh with a rank table).
 check_settings() {
   python -c '
+import os
 import sys
 sys.path.insert(0, sys.argv[1])
 from src.utils.config import load_config
 from src.data.cifar10_files import resolve_split_files
+from src.utils.device import check_device_choices
 from src.utils.errors import run_cli
 
 def check():
     cfg = load_config(sys.argv[3:])
+    check_device_choices(cfg)
     if not cfg.download:  # with --download the data may not be there yet
         resolve_split_files(cfg.data_path, sys.argv[2], cfg.eval_data_path)
+    for key in ("config_path", "data_path", "eval_data_path", "output_path", "checkpoint_path", "pre_trained",
+                "resume"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, str) and value and value != "auto" and not os.path.isabs(value):
+            print(f"--{key}={os.path.abspath(value)}")
 
 run_cli(check)
 ' "$REPO_ROOT" "$@" || { usage >&2; exit 1; }

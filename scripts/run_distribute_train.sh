@@ -79,13 +79,22 @@ else
   set_job_timeout INT --foreground
 fi
 TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --run_distribute true "$@")
-check_settings train "${TRAIN_FLAGS[@]}"
+SETTINGS_OUTPUT="$(check_settings train "${TRAIN_FLAGS[@]}")"
+# The same settings with absolute paths, for ranks that start in a working folder of their own.
+ABSOLUTE_PATH_FLAGS=()
+while IFS= read -r line; do
+  if [[ $line == --* ]]; then
+    ABSOLUTE_PATH_FLAGS+=("$line")
+  fi
+done <<<"$SETTINGS_OUTPUT"
 
 # ---- launch ----
 make_log_dir train_distribute
 FIRST_RANK=$((NODE_RANK * LOCAL_DEVICE_NUM))
 
-# Classic Ascend launch: one process per device, watched until one fails or all succeed.
+# Classic Ascend launch: one process per device, watched until one fails or all succeed. As in MindSpore's
+# rank-table samples, each rank starts in a working folder of its own, LOG_DIR/rank_N, so the files the
+# framework writes into the working folder (kernel_meta/ compile caches, graph dumps) never collide.
 run_with_rank_table() {
   local pids=() index code=0
   # Each rank leads its own process group (setsid), so stopping it stops its children too.
@@ -99,8 +108,10 @@ run_with_rank_table() {
   trap 'stop_ranks; exit 143' TERM
   echo "rank table $RANK_TABLE_FILE: ranks $FIRST_RANK..$((FIRST_RANK + LOCAL_DEVICE_NUM - 1)) of $DEVICE_NUM on this machine"
   for ((index = 0; index < LOCAL_DEVICE_NUM; index++)); do
+    mkdir -p -- "$LOG_DIR/rank_$((FIRST_RANK + index))"
     RANK_ID=$((FIRST_RANK + index)) DEVICE_ID=$index RANK_SIZE=$DEVICE_NUM \
-      setsid "${JOB_TIMEOUT_PREFIX[@]}" python "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" --device_id "$index" \
+      setsid "${JOB_TIMEOUT_PREFIX[@]}" env -C "$LOG_DIR/rank_$((FIRST_RANK + index))" \
+      python "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" "${ABSOLUTE_PATH_FLAGS[@]}" --device_id "$index" \
       >"$LOG_DIR/worker_$((FIRST_RANK + index)).log" 2>&1 &
     pids+=("$!")
   done
@@ -119,7 +130,9 @@ run_with_rank_table() {
 }
 
 # msrun: starts the scheduler (on NODE_RANK 0) and this machine's workers, kills them all when one
-# fails, and returns non-zero then. It shows this machine's first rank's log on the console.
+# fails, and returns non-zero then. It shows this machine's first rank's log on the console: msrun's help
+# says --tail_worker_log is in [0, local_worker_num], but msrun 2.10 compares it with the global rank id
+# (process_entity/_api.py, enable_tail_worker_log), so it gets FIRST_RANK (tests: three machines on one host).
 run_with_msrun() {
   local msrun_args=(--worker_num="$DEVICE_NUM" --local_worker_num="$LOCAL_DEVICE_NUM"
     --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" --log_dir="$LOG_DIR" --join=True

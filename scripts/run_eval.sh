@@ -34,7 +34,7 @@ require_dir DATA_PATH "$DATA_PATH"
 require_path CHECKPOINT_PATH "$CHECKPOINT_PATH"
 EVAL_FLAGS=(--data_path "$DATA_PATH" --checkpoint_path "$CHECKPOINT_PATH" --device_target "$DEVICE_TARGET"
   --device_id "$DEVICE_ID" "$@")
-check_settings eval "${EVAL_FLAGS[@]}"
+check_settings eval "${EVAL_FLAGS[@]}" >/dev/null
 
 make_log_dir eval
 code=0

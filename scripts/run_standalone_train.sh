@@ -30,7 +30,7 @@ require_device_target
 set_job_timeout INT --foreground
 require_dir DATA_PATH "$DATA_PATH"
 TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --device_id "$DEVICE_ID" "$@")
-check_settings train "${TRAIN_FLAGS[@]}"
+check_settings train "${TRAIN_FLAGS[@]}" >/dev/null
 
 make_log_dir train_standalone
 code=0

@@ -3,15 +3,18 @@
 A `Conv2d` owns one `weight` parameter whatever computes it, so parameter names and shapes never
 depend on the device or the algorithm, and checkpoints move freely between Ascend, GPU and CPU:
 - `native`: `ops.conv2d`, the vendor kernels (the choice on GPU and Ascend);
-- `fast`: the CPU algorithms of `src.layers.cpu_gemm_conv`.
+- `split`: `native`, but a grouped conv is one conv per group (`src.layers.split_grouped_conv`),
+  because Ascend documents grouped convs as depthwise-only (the `auto` choice on Ascend);
+- `fast`: the CPU algorithms of `src.layers.cpu_gemm_conv` (CPU only).
 The model receives `conv_impl` already resolved; `src.utils.device.resolve_conv_impl` maps `auto`.
 """
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeNormal, initializer
 
 from src.layers.cpu_gemm_conv import SMALL_IMAGE_MAX_PIXELS, GemmConv, conv2d_pointwise, conv2d_small_image
+from src.layers.split_grouped_conv import conv2d_split_groups
 
-CONV_IMPLS = ("native", "fast")
+CONV_IMPLS = ("native", "split", "fast")
 
 
 class Conv2d(nn.Cell):
@@ -38,7 +41,8 @@ class Conv2d(nn.Cell):
         self.groups = groups
         self.padding = dilation * (kernel_size - 1) // 2
         if conv_impl not in CONV_IMPLS:
-            raise ValueError(f"conv_impl must be 'native' or 'fast' (resolve 'auto' first), got {conv_impl!r}")
+            raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)} (resolve 'auto' first), "
+                             f"got {conv_impl!r}")
         self.conv_impl = conv_impl
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
@@ -56,6 +60,8 @@ class Conv2d(nn.Cell):
             return self.gemm(x, self.weight)
         if self.conv_impl == "fast":
             return conv2d_pointwise(x, self.weight, self.stride)
+        if self.conv_impl == "split" and self.groups > 1:
+            return conv2d_split_groups(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
         return ops.conv2d(x, self.weight, None, self.stride, "pad", self.padding, self.dilation, self.groups)
 
     def extend_repr(self):

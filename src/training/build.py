@@ -93,10 +93,11 @@ def split_weight_decay(params: list, weight_decay: float) -> list[dict[str, Any]
             {"order_params": params}]
 
 
-def build_optimizer(cfg: Config, net: nn.Cell, lr: np.ndarray, loss_scale: float) -> nn.Optimizer:
-    """SGD with momentum over the per-step `lr`; it divides the gradients by the fixed loss scale."""
+def build_optimizer(cfg: Config, net: nn.Cell, lr: np.ndarray, loss_scale: float, device_target: str
+                    ) -> nn.Optimizer:
+    """SGD with momentum over the per-step `lr`; it unscales the gradients of the plain (CPU, fixed-scale) step."""
     return nn.Momentum(split_weight_decay(net.trainable_params(), cfg.weight_decay), ms.Tensor(lr), cfg.momentum,
-                       loss_scale=optimizer_loss_scale(cfg.loss_scale_type, loss_scale))
+                       loss_scale=optimizer_loss_scale(cfg.loss_scale_type, loss_scale, device_target))
 
 
 def effective_loss_scale(cfg: Config, amp_level: str) -> float:

@@ -1,12 +1,18 @@
 """One optimizer step with a fixed or a dynamic loss scale, and what a non-finite loss means.
 
-- `fixed` (the seed recipe): the loss is scaled by a constant; every step updates the weights. A NaN
+- `fixed` (the seed recipe), on the CPU: the loss is scaled by a constant; every step updates the weights. A NaN
   or inf loss means the weights are already broken, so the run must stop (`TrainingDiverged`) and
   nothing after the last checkpoint may be saved. The loss can also stay finite over broken
   weights (a ReLU turns NaN into 0 on the CPU), so the weights are checked before every save too.
 - `dynamic`: MindSpore's `TrainOneStepWithLossScaleCell` checks the gradients; a step whose
   gradients overflow is skipped (no update) and the scale is halved, and it grows again after
   `scale_window` good steps. The trainer counts the skipped steps in its log.
+
+On GPU and Ascend the `fixed` scale runs through the same overflow-checked step (with a constant
+scale), because a NaN/inf loss cannot be seen there: Ascend 910A computes in saturation mode (an inf
+becomes the largest float, a NaN becomes 0), so only the device's float status
+(`NPUGetFloatStatusV2`, which MindSpore's cell reads on 910A) reveals an overflow. An overflowing
+step is then not applied, and with a fixed scale it stops the run (`TrainingDiverged`).
 """
 import math
 from dataclasses import dataclass
@@ -30,14 +36,15 @@ class StepResult:
     loss: float
     skipped: bool       # dynamic loss scale only: the gradients overflowed, the weights were not updated
     loss_scale: float   # the scale after this step
+    fixed_scale: bool = False  # an overflow cannot be cured by a smaller scale: it stops the run
 
 
 def _keep_unless_skipped(skipped, statistic, before_step):
     return ops.assign(statistic, ops.select(skipped, before_step, statistic))
 
 
-class _DynamicLossScaleStep(nn.TrainOneStepWithLossScaleCell):
-    """MindSpore's dynamic-loss-scale step, made a true no-op when skipped, and runnable on the CPU.
+class OverflowCheckedStep(nn.TrainOneStepWithLossScaleCell):
+    """MindSpore's loss-scale step (dynamic or fixed scale), made a true no-op when skipped, runnable on the CPU.
 
     - The forward pass of a skipped step has already moved the BatchNorm running statistics; after
       a NaN batch they would be NaN. They are copied before the step and put back when it is skipped.
@@ -79,25 +86,28 @@ class TrainStep:
         """
         check_loss_scale_type(loss_scale_type)
         self.dynamic = loss_scale_type == "dynamic"
+        self.checked = uses_checked_step(loss_scale_type, device_target)
         self.loss_scale = loss_scale
-        manager = ms.amp.FixedLossScaleManager(loss_scale if not self.dynamic else 1.0, drop_overflow_update=False)
-        # build_train_network adds the mixed-precision casts and the loss; the dynamic step reuses that
+        manager = ms.amp.FixedLossScaleManager(loss_scale if not self.checked else 1.0, drop_overflow_update=False)
+        # build_train_network adds the mixed-precision casts and the loss; the checked step reuses that
         # loss network (`.network`) and only replaces the update rule.
         cell = ms.amp.build_train_network(net, optimizer, loss_fn, level=amp_level, loss_scale_manager=manager)
-        if self.dynamic:
-            update = nn.DynamicLossScaleUpdateCell(loss_scale, SCALE_FACTOR, SCALE_WINDOW)
-            cell = _DynamicLossScaleStep(cell.network, optimizer, update, device_target)
+        if self.checked:
+            scale = nn.DynamicLossScaleUpdateCell(loss_scale, SCALE_FACTOR, SCALE_WINDOW) if self.dynamic \
+                else ms.Tensor(loss_scale, ms.float32)
+            cell = OverflowCheckedStep(cell.network, optimizer, scale, device_target)
         self.cell = cell
 
     def set_train(self, mode: bool = True) -> None:
         self.cell.set_train(mode)
 
     def __call__(self, images, labels) -> StepResult:
-        if not self.dynamic:
+        if not self.checked:
             return StepResult(float(self.cell(images, labels).asnumpy()), False, self.loss_scale)
         loss, overflow, _ = self.cell(images, labels)
-        self.loss_scale = float(self.cell.scale_sense.asnumpy())  # after this step's update
-        return StepResult(float(loss.asnumpy()), bool(overflow.asnumpy()), self.loss_scale)
+        if self.dynamic:
+            self.loss_scale = float(self.cell.scale_sense.asnumpy())  # after this step's update
+        return StepResult(float(loss.asnumpy()), bool(overflow.asnumpy()), self.loss_scale, not self.dynamic)
 
 
 def check_loss_scale_type(loss_scale_type: str) -> None:
@@ -105,9 +115,15 @@ def check_loss_scale_type(loss_scale_type: str) -> None:
         raise UserError(f"--loss_scale_type {loss_scale_type!r} is not one of {', '.join(LOSS_SCALE_TYPES)}")
 
 
-def optimizer_loss_scale(loss_scale_type: str, loss_scale: float) -> float:
-    """The optimizer divides the gradients by this: the fixed scale, or 1 (the dynamic step unscales)."""
-    return loss_scale if loss_scale_type == "fixed" else 1.0
+def uses_checked_step(loss_scale_type: str, device_target: str) -> bool:
+    """The overflow-checked step runs a dynamic scale anywhere and a fixed one on GPU/Ascend (see above)."""
+    return loss_scale_type == "dynamic" or device_target != "CPU"
+
+
+def optimizer_loss_scale(loss_scale_type: str, loss_scale: float, device_target: str) -> float:
+    """The optimizer divides the gradients by this: the fixed scale of the plain CPU step, or 1 (the checked
+    step unscales them itself)."""
+    return 1.0 if uses_checked_step(loss_scale_type, device_target) else loss_scale
 
 
 def _advice(last_checkpoint: str | None) -> str:
@@ -119,8 +135,13 @@ def _advice(last_checkpoint: str | None) -> str:
 def check_finite(result: StepResult, where: str, last_checkpoint: str | None) -> None:
     """Raise `TrainingDiverged` for a NaN/inf loss of an applied step (`where`: "epoch E step S/N").
 
-    A skipped step (dynamic loss scale) has not touched the weights, so it is not an error.
+    A skipped step has not touched the weights; with a dynamic scale it is not an error, with a fixed
+    one (GPU/Ascend) the overflow would repeat, so the run stops.
     """
+    if result.skipped and result.fixed_scale:
+        raise TrainingDiverged(f"the gradients overflowed at {where} (found by the device's overflow check; the step "
+                               f"was not applied) with the fixed loss scale {result.loss_scale:g} "
+                               f"({_advice(last_checkpoint)})")
     if result.skipped or math.isfinite(result.loss):
         return
     raise TrainingDiverged(f"the loss became {result.loss} at {where}; the weights are broken and were not saved "

@@ -54,7 +54,7 @@ class Trainer:
         self.net = build_network(cfg, place.device_target)
         state, moments, resumed_from = self._starting_point()
         lr = learning_rates(cfg, place.rank_size, self.steps_per_epoch, state.global_step)
-        self.optimizer = build_optimizer(cfg, self.net, lr, self.checkpoints.loss_scale)
+        self.optimizer = build_optimizer(cfg, self.net, lr, self.checkpoints.loss_scale, place.device_target)
         if resumed_from:
             self.checkpoints.restore_moments(self.optimizer, moments, resumed_from)
         loss_fn = CrossEntropySmooth(cfg.label_smooth_factor, cfg.class_num)

@@ -14,7 +14,7 @@ os.environ.setdefault("GLOG_v", "3")
 
 DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
 AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
-CONV_IMPLS = ("auto", "native", "fast")
+CONV_IMPLS = ("auto", "native", "split", "fast")
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,29 @@ def resolve_amp_level(amp_level: str, device_target: str) -> str:
 
 
 def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
-    """`auto` means `fast` (the CPU algorithms) on the CPU and `native` (vendor kernels) elsewhere."""
+    """`auto` means `fast` on the CPU, `native` on GPU and `split` on Ascend; `fast` is refused off the CPU.
+
+    Ascend gets `split` (each grouped conv computed as one conv per group, same parameters) because
+    MindSpore's docs for `nn.Conv2d`/`ops.Conv2D` (r1.9 to r2.4 and later) say that on Ascend a grouped
+    conv is supported only when in_channels = out_channels = groups, which SKNet's group=32 convs are
+    not. No documented check says otherwise for a given CANN/MindSpore version; if a chip proves that
+    `native` compiles and matches, pass `--conv_impl native` (README "Running on Ascend / GPU").
+    `fast` is built from CPU-only choices (oneDNN-friendly GEMMs, a hand-written backward), so a CPU
+    run's config.yaml that carries it over must not silently run it on a chip.
+    """
     if conv_impl not in CONV_IMPLS:
         raise UserError(f"--conv_impl {conv_impl!r} is not one of {', '.join(CONV_IMPLS)}")
-    if conv_impl != "auto":
-        return conv_impl
     if device_target not in DEVICE_TARGETS:
         raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
-    return "fast" if device_target == "CPU" else "native"
+    if conv_impl == "fast" and device_target != "CPU":
+        raise UserError(f"conv_impl fast (from --conv_impl or a --config_path file such as a CPU run's config.yaml) "
+                        f"is CPU-only; on {device_target} use --conv_impl auto")
+    if conv_impl != "auto":
+        return conv_impl
+    return {"CPU": "fast", "GPU": "native", "Ascend": "split"}[device_target]
+
+
+def check_device_choices(cfg) -> None:
+    """Refuse an AMP level or conv_impl that `cfg.device_target` cannot run, before any device is set up."""
+    resolve_amp_level(cfg.amp_level, cfg.device_target)
+    resolve_conv_impl(cfg.conv_impl, cfg.device_target)

@@ -111,27 +111,34 @@ def finish(launchers: list[subprocess.Popen], marker: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_machines_on_one_host_train_together(data_path, tmp_path):
-    # Two launcher calls, one worker each, as on two machines. NODE_RANK=1 reaches the master as 0.0.0.0:
-    # with 127.0.0.1 msrun would take this host for the master and start a second scheduler.
+def test_three_machines_on_one_host_train_together_and_each_console_shows_its_own_rank(data_path, tmp_path):
+    # Three launcher calls, one worker each, as on three machines. NODE_RANK>0 reaches the master as
+    # 0.0.0.0: with 127.0.0.1 msrun would take this host for the master and start a second scheduler.
+    # NODE_RANK=2 is the case msrun's help text seems to exclude: --tail_worker_log (the machine's first
+    # global rank, 2) lies outside [0, local_worker_num=1]; msrun 2.10 compares it with the global rank id.
     port = free_port()
     launchers = []
-    for node, master in ((0, "127.0.0.1"), (1, "0.0.0.0")):
+    for node, master in ((0, "127.0.0.1"), (1, "0.0.0.0"), (2, "0.0.0.0")):
         workdir = tmp_path / f"machine{node}"
         workdir.mkdir()
         env = cpu_env(LOCAL_DEVICE_NUM="1", NODE_RANK=str(node), MASTER_ADDR=master, MASTER_PORT=str(port),
                       CLUSTER_TIMEOUT="300", LOG_DIR="logs")
         # Relative paths: each "machine" resolves them in its own working directory.
-        launchers.append(start_launcher([os.path.relpath(data_path, workdir), "2", "--epoch_size", "1",
+        launchers.append(start_launcher([os.path.relpath(data_path, workdir), "3", "--epoch_size", "1",
                                          "--eval_interval", "0", "--output_path", "out", *TINY], env, workdir))
     outputs = finish(launchers, str(tmp_path))
-    assert [launcher.returncode for launcher in launchers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-    machine0, machine1 = tmp_path / "machine0", tmp_path / "machine1"
-    assert "worker_0.log" in os.listdir(machine0 / "logs") and "worker_1.log" in os.listdir(machine1 / "logs")
-    assert fingerprint(rank_lines(machine0 / "logs", 0)) == fingerprint(rank_lines(machine1 / "logs", 1))
-    # Rank 0 wrote the checkpoint on its machine; rank 1 wrote nothing on its own.
-    assert training_checkpoints(machine0 / "out") == ["sknet_tiny-1_5.ckpt"]
-    assert not (machine1 / "out").exists()
+    assert [launcher.returncode for launcher in launchers] == [0, 0, 0], "\n----\n".join(o[-2000:] for o in outputs)
+    machines = [tmp_path / f"machine{node}" for node in range(3)]
+    for node, machine in enumerate(machines):
+        assert f"worker_{node}.log" in os.listdir(machine / "logs")
+        # The console of each machine shows its own rank's log, and no other rank's.
+        assert f"[rank {node}] final weights fingerprint" in outputs[node], outputs[node][-3000:]
+        assert not any(f"[rank {other}] " in outputs[node] for other in range(3) if other != node)
+    fingerprints = {fingerprint(rank_lines(machine / "logs", node)) for node, machine in enumerate(machines)}
+    assert len(fingerprints) == 1
+    # 80 images over 3 ranks: 26 each, 3 steps of 8. Rank 0 wrote the checkpoint on its machine only.
+    assert training_checkpoints(machines[0] / "out") == ["sknet_tiny-1_3.ckpt"]
+    assert not (machines[1] / "out").exists() and not (machines[2] / "out").exists()
 
 
 @pytest.mark.slow

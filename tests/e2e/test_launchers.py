@@ -186,6 +186,7 @@ def test_job_timeout_interrupts_msrun_and_exits_124(data_root, tmp_path):
 # Each fake rank records the pid of a child process, to check that stopping a rank stops its children.
 FAKE_RANK = """echo "RANK_ID=$RANK_ID DEVICE_ID=$DEVICE_ID RANK_SIZE=$RANK_SIZE RANK_TABLE_FILE=$RANK_TABLE_FILE"
 echo "ARGS $*"
+echo "PWD $(pwd)"
 sleep "${FAKE_SECONDS:-0}" &
 echo $! > "$FAKE_PIDS/$RANK_ID.tmp" && mv "$FAKE_PIDS/$RANK_ID.tmp" "$FAKE_PIDS/$RANK_ID"
 if [ "$RANK_ID" = "${FAIL_RANK:-}" ]; then
@@ -213,17 +214,33 @@ def test_rank_table_launch_starts_one_process_per_device(data_root, rank_table_e
     assert result.returncode == 0, result.stderr
     for rank in range(4):
         with open(os.path.join(rank_table_env["LOG_DIR"], f"worker_{rank}.log"), encoding="utf-8") as handle:
-            env_line, args_line = handle.read().splitlines()
+            env_line, args_line, pwd_line = handle.read().splitlines()
         assert env_line == f"RANK_ID={rank} DEVICE_ID={rank} RANK_SIZE=4 RANK_TABLE_FILE={rank_table_env['RANK_TABLE_FILE']}"
         assert "--run_distribute true" in args_line and f"--device_id {rank}" in args_line
         assert "--device_target Ascend" in args_line and "--epoch_size 2" in args_line
+        # each rank in its own working folder (compile caches must not collide)
+        assert pwd_line == f"PWD {os.path.join(rank_table_env['LOG_DIR'], f'rank_{rank}')}"
+
+
+def test_rank_table_ranks_get_the_callers_relative_paths_as_absolute_ones(data_root, rank_table_env, tmp_path):
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    (caller / "my.yaml").write_text("epoch_size: 3\n")
+    result = run_script("run_distribute_train.sh", [data_root, "2", "--config_path", "my.yaml", "--resume", "auto"],
+                        env=rank_table_env, cwd=str(caller))
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(rank_table_env["LOG_DIR"], "worker_1.log"), encoding="utf-8") as handle:
+        args_line = handle.read().splitlines()[1]
+    # the default output_path ./output and the relative config file resolve in the caller's folder
+    assert f"--output_path={caller / 'output'}" in args_line and f"--config_path={caller / 'my.yaml'}" in args_line
+    assert "--resume=" not in args_line  # "auto" is not a path
 
 
 def test_rank_table_on_the_second_of_two_machines_numbers_ranks_after_the_first(data_root, rank_table_env):
     env = {**rank_table_env, "LOCAL_DEVICE_NUM": "2", "NODE_RANK": "1"}
     result = run_script("run_distribute_train.sh", [data_root, "4"], env=env)
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(env["LOG_DIR"])) == ["worker_2.log", "worker_3.log"]
+    assert sorted(os.listdir(env["LOG_DIR"])) == ["rank_2", "rank_3", "worker_2.log", "worker_3.log"]
     with open(os.path.join(env["LOG_DIR"], "worker_3.log"), encoding="utf-8") as handle:
         assert handle.readline().startswith("RANK_ID=3 DEVICE_ID=1 RANK_SIZE=4 ")
 

@@ -1,4 +1,4 @@
-"""The `fast` conv implementation computes the same function as `native`, from the same parameters.
+"""The `fast` and `split` conv implementations compute the same function as `native`, from the same parameters.
 
 Tolerance: max |fast - native| <= 1e-4 * max(1, max |native|), for outputs and for the
 gradients with respect to the input and the weight. The spatial sizes are reduced, but every
@@ -18,7 +18,8 @@ from src.layers import cpu_gemm_conv
 from src.sknet50 import sknet50, sknet_tiny
 from src.layers.conv import Conv2d
 from src.layers.cpu_gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS
-from src.utils.device import resolve_conv_impl
+from src.utils.config import load_config
+from src.utils.device import check_device_choices, resolve_conv_impl
 from src.utils.errors import UserError
 
 TOLERANCE = 1e-4
@@ -186,11 +187,78 @@ def test_whole_network_logits_and_gradients_match(tmp_path):
     assert_close(fast(images).asnumpy(), native(images).asnumpy(), "eval logits")
 
 
-@pytest.mark.parametrize("device_target, expected", [("CPU", "fast"), ("GPU", "native"), ("Ascend", "native")])
-def test_auto_is_fast_on_the_cpu_only(device_target, expected):
+def check_split_matches_native(shape, size):
+    in_channels, out_channels, kernel, stride, _, groups = shape
+    rng = np.random.default_rng(sum(shape) + size)
+    weight = rng.standard_normal((out_channels, in_channels // groups, kernel, kernel)) / np.sqrt(kernel * kernel)
+    x = rng.standard_normal((2, in_channels, size, size))
+    out_size = (size - 1) // stride + 1
+    upstream = rng.standard_normal((2, out_channels, out_size, out_size))
+    arrays = [a.astype(np.float32) for a in (weight, x, upstream)]
+    native = conv_results(shape, "native", *arrays)
+    split = conv_results(shape, "split", *arrays)
+    for what, a, b in zip(("output", "input gradient", "weight gradient"), split, native):
+        assert a.shape == b.shape, what
+        assert_close(a, b, what)
+
+
+def split_cases():
+    """Every SKNet-50 conv shape once, at a size whose output has several pixels (stride 2 included)."""
+    return [pytest.param(shape, 16 if shape[2] == 7 else 6, id="x".join(map(str, shape)))
+            for shape in sknet50_conv_shapes()]
+
+
+def test_split_cases_include_every_grouped_conv_of_sknet50():
+    grouped = {s for s in (p.values[0] for p in split_cases()) if s[5] > 1}
+    assert {(s[2], s[3], s[4]) for s in grouped} == {(3, 1, 1), (3, 1, 2), (3, 2, 1), (3, 2, 2)}
+    assert {s[0] // s[5] for s in grouped} == {4, 8, 16, 32}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, size", split_cases())
+def test_split_conv_matches_native(shape, size):
+    check_split_matches_native(shape, size)
+
+
+@pytest.mark.slow
+def test_split_conv_has_the_parameters_of_native(tmp_path):
+    ms.set_seed(3)
+    native = sknet_tiny(10, conv_impl="native")
+    split = sknet_tiny(10, conv_impl="split")
+    path = os.path.join(tmp_path, "native.ckpt")
+    ms.save_checkpoint(native, path)
+    not_loaded, unused = ms.load_param_into_net(split, ms.load_checkpoint(path), strict_load=True)
+    assert not not_loaded and not unused
+    assert [(n, p.shape) for n, p in native.parameters_and_names()] == \
+        [(n, p.shape) for n, p in split.parameters_and_names()]
+    images = ms.Tensor(np.random.default_rng(5).standard_normal((2, 3, 32, 32), dtype=np.float32))
+    native.set_train(False)
+    split.set_train(False)
+    assert_close(split(images).asnumpy(), native(images).asnumpy(), "eval logits")
+
+
+@pytest.mark.parametrize("device_target, expected", [("CPU", "fast"), ("GPU", "native"), ("Ascend", "split")])
+def test_auto_is_fast_on_the_cpu_and_split_on_ascend(device_target, expected):
     assert resolve_conv_impl("auto", device_target) == expected
     assert resolve_conv_impl("native", device_target) == "native"
-    assert resolve_conv_impl("fast", device_target) == "fast"
+    assert resolve_conv_impl("split", device_target) == "split"
+
+
+def test_fast_is_refused_off_the_cpu():
+    assert resolve_conv_impl("fast", "CPU") == "fast"
+    for device_target in ("GPU", "Ascend"):
+        with pytest.raises(UserError, match=f"conv_impl fast .* is CPU-only; on {device_target} use --conv_impl auto"):
+            resolve_conv_impl("fast", device_target)
+
+
+def test_fast_from_a_cpu_runs_config_yaml_is_refused_before_the_device_is_set_up(tmp_path):
+    path = os.path.join(tmp_path, "config.yaml")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("conv_impl: fast\n")
+    cfg = load_config(["--config_path", path, "--device_target", "Ascend"])
+    with pytest.raises(UserError) as error:
+        check_device_choices(cfg)
+    assert "\n" not in str(error.value) and "CPU-only" in str(error.value)
 
 
 def test_bad_impl_or_device_is_an_error():
