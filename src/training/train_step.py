@@ -61,7 +61,12 @@ class OverflowCheckedStep(nn.TrainOneStepWithLossScaleCell):
 
     def construct(self, *inputs):
         copied = self.hyper_map(ops.assign, self.before_step, self.statistics)
-        loss, overflow, scale = super().construct(*ops.depend(inputs, copied))
+        first = ops.depend(inputs[0], copied)
+        # Clear the device's float status before the step (Ascend saturation mode; a no-op elsewhere): the
+        # stock step only clears it after reading, so an overflow of an evaluation in between would
+        # otherwise be charged to this step.
+        _, first = self.start_overflow_check(copied, first)
+        loss, overflow, scale = super().construct(first, *inputs[1:])
         kept = self.hyper_map(ops.partial(_keep_unless_skipped, overflow), self.statistics, self.before_step)
         return ops.depend(loss, kept), overflow, scale
 
