@@ -11,6 +11,11 @@ of `--steps` timed steps after `--warmup` untimed ones. Separate processes make 
 memory attributable (and a phase that runs out of memory does not take the other with it);
 running both implementations in one call (alternately, `--rounds` times, reporting medians)
 keeps the ratio meaningful on a shared, noisy machine.
+
+With `--peer_python PYTHON` (a Python that has torch and timm), timm's `skresnext50_32x4d` is measured
+the same way in its own processes (tools/timm_peer_benchmark.py, with the same batch, image size,
+steps and thread count, alternating with the implementations in every round), and the table gets
+a `timm` column and the ratio of each implementation to it.
 """
 import argparse
 import datetime
@@ -29,12 +34,15 @@ from src.sknet50 import MODELS, STEM_TYPES
 from src.utils.device import CONV_IMPLS, DEVICE_TARGETS, resolve_conv_impl
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
+PEER = "timm"
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools", "timm_peer_benchmark.py")
 # (key, label, format)
 METRICS = (
     ("train_img_s", "train step, img/s", "{:.2f}"),
     ("eval_img_s", "eval (forward), img/s", "{:.2f}"),
     ("mindir_img_s", "MINDIR inference, img/s", "{:.2f}"),
     ("train_peak_rss_gb", "peak RSS of training, GB", "{:.2f}"),
+    ("eval_peak_rss_gb", "peak RSS of eval, GB", "{:.2f}"),
     ("infer_peak_rss_gb", "peak RSS of eval + MINDIR, GB", "{:.2f}"),
     ("train_compile_s", "train graph compile, s", "{:.1f}"),
     ("train_step_s", "train step, s (median)", "{:.3f}"),
@@ -57,6 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the implementations alternately this many times and report medians, "
                              "so that a load change on a shared machine hits both")
+    parser.add_argument("--peer_python", default=None,
+                        help="a Python with torch and timm: also measure timm's skresnext50_32x4d and print ratios")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one implementation
     args = parser.parse_args(argv)
     check_args(args)
@@ -80,6 +90,20 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.warmup < 0:
         raise UserError(f"--warmup must be 0 or more, got {args.warmup}")
+    if args.peer_python is not None:
+        check_peer(args)
+
+
+def check_peer(args: argparse.Namespace) -> None:
+    """The peer measures the same network: timm has the ImageNet stem only, and no GPU/Ascend run here."""
+    if args.stem_type != "imagenet" or args.device_target != "CPU":
+        raise UserError("--peer_python compares with timm on the CPU with the ImageNet stem; use --device_target CPU "
+                        "--stem_type imagenet")
+    probe = subprocess.run([args.peer_python, "-c", "import torch, timm"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["it did not start"])[-1]
+        raise UserError(f"--peer_python {args.peer_python} cannot import torch and timm ({last}); give a Python "
+                        "that has both, e.g. a virtual environment with `pip install torch timm`")
 
 
 def median_seconds(step, inputs: tuple, warmup: int, steps: int) -> float:
@@ -137,7 +161,7 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
         return
     net.set_train(False)
     result["eval_img_s"] = args.batch_size / median_seconds(net, (images,), args.warmup, args.steps)
-    result["infer_peak_rss_gb"] = peak_rss_gb()
+    result["eval_peak_rss_gb"] = result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
     with tempfile.TemporaryDirectory(prefix="sknet_benchmark_") as tmp:
         path = os.path.join(tmp, "net")
@@ -149,8 +173,15 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
 
 
 def run_phase(args: argparse.Namespace, conv_impl: str, phase: str) -> dict[str, float]:
-    """Measure one phase of `conv_impl` in a fresh interpreter and return its metrics ({} if it failed)."""
-    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--worker", f"{conv_impl}:{phase}"]
+    """Measure one phase of `conv_impl` (or of the timm peer) in a fresh interpreter; return its metrics
+    ({} if it failed)."""
+    if conv_impl == PEER:
+        command = [args.peer_python, PEER_SCRIPT, "--phase", phase, "--arch", args.arch,
+                   "--batch_size", str(args.batch_size), "--image_size", str(args.image_size),
+                   "--class_num", str(args.class_num), "--warmup", str(args.warmup), "--steps", str(args.steps),
+                   "--threads", str(os.cpu_count())]
+    else:
+        command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--worker", f"{conv_impl}:{phase}"]
     print(f"measuring conv_impl={conv_impl}, {phase} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GLOG_v": "3"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
@@ -175,23 +206,26 @@ def combine_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
     """The median of each metric over rounds; for the peak memory, the largest."""
     keys = set.intersection(*(set(r) for r in rounds))
     combined = {key: statistics.median(r[key] for r in rounds) for key in keys}
-    for key in ("train_peak_rss_gb", "infer_peak_rss_gb"):
+    for key in ("train_peak_rss_gb", "eval_peak_rss_gb", "infer_peak_rss_gb"):
         if key in combined:
             combined[key] = max(r[key] for r in rounds)
     return combined
 
 
 def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
-    """A Markdown table: one column per implementation, and the ratio of the second to the first."""
-    header = ["metric", *impls]
-    if len(impls) == 2:
-        header.append(f"{impls[1]} / {impls[0]}")
+    """A Markdown table: one column per implementation (and the timm peer, last, when measured), the
+    ratio of the second implementation to the first, and the ratio of each implementation to timm."""
+    ours = [impl for impl in impls if impl != PEER]
+    ratios = [(ours[1], ours[0])] if len(ours) == 2 else []
+    ratios += [(impl, PEER) for impl in ours if PEER in impls]
+    by_name = dict(zip(impls, results))
+    header = ["metric", *impls, *(f"{a} / {b}" for a, b in ratios)]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, label, fmt in METRICS:
         cells = [label, *(fmt.format(r[key]) if key in r else "not measured" for r in results)]
-        if len(impls) == 2:
-            both = all(key in r for r in results)
-            cells.append(f"{results[1][key] / results[0][key]:.2f}x" if both else "-")
+        for a, b in ratios:
+            both = key in by_name[a] and key in by_name[b]
+            cells.append(f"{by_name[a][key] / by_name[b][key]:.2f}x" if both else "-")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -202,7 +236,7 @@ def main() -> int:
         measure(args, *args.worker.split(":"))
         # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
         os._exit(0)
-    impls = args.conv_impl.split(",")
+    impls = args.conv_impl.split(",") + ([PEER] if args.peer_python else [])
     rounds = {impl: [] for impl in impls}
     for _ in range(args.rounds):
         for impl in impls:
@@ -212,7 +246,9 @@ def main() -> int:
     print(f"# arch={args.arch} stem_type={args.stem_type} device_target={args.device_target} "
           f"batch_size={args.batch_size} image_size={args.image_size} fp32, GRAPH mode; "
           f"warm-up {args.warmup}, median of {args.steps} steps; {args.rounds} round(s), "
-          "each phase of each implementation in its own process")
+          "each phase of each implementation in its own process"
+          + (f"; {PEER}: {args.peer_python} tools/timm_peer_benchmark.py, {os.cpu_count()} threads"
+             if args.peer_python else ""))
     print(format_table(impls, results))
     return 0
 

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
+import benchmark
 from tests.helpers import REPO_ROOT
-
-
 
 def run_benchmark(*flags: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "benchmark.py", *flags], cwd=REPO_ROOT, capture_output=True, text=True,
@@ -24,7 +23,7 @@ def test_benchmark_measures_both_implementations():
                          "--steps", "1", "--conv_impl", "native,fast")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
-    assert len(rows) == 7, proc.stdout
+    assert len(rows) == 8, proc.stdout
     for row in rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert len(cells) == 4, row
@@ -43,3 +42,24 @@ def test_bad_flags_are_one_line_errors(flags, message):
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_a_peer_python_without_torch_and_timm_is_a_one_line_error():
+    proc = run_benchmark("--peer_python", sys.executable)  # the project's Python has neither
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--peer_python {sys.executable} cannot import torch and timm" in lines[0], proc.stderr
+
+
+def test_the_table_puts_each_implementation_next_to_timm():
+    results = [{"train_img_s": 10.0, "eval_peak_rss_gb": 2.0}, {"train_img_s": 40.0, "eval_peak_rss_gb": 3.0},
+               {"train_img_s": 20.0, "eval_peak_rss_gb": 1.0}]
+    lines = benchmark.format_table(["native", "fast", "timm"], results).splitlines()
+    assert lines[0] == "| metric | native | fast | timm | fast / native | native / timm | fast / timm |"
+    train = next(line for line in lines if line.startswith("| train step, img/s"))
+    assert train == "| train step, img/s | 10.00 | 40.00 | 20.00 | 4.00x | 0.50x | 2.00x |"
+    memory = next(line for line in lines if line.startswith("| peak RSS of eval, GB"))
+    assert memory == "| peak RSS of eval, GB | 2.00 | 3.00 | 1.00 | 1.50x | 2.00x | 3.00x |"
+    missing = next(line for line in lines if line.startswith("| MINDIR"))
+    assert missing.endswith("| not measured | not measured | not measured | - | - | - |")
