@@ -128,7 +128,7 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
             there. They apply to the command line only: config files keep one meaning per key.
     """
     defaults = read_yaml(defaults_path)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _ErrorParser(add_help=False)
     pre.add_argument("--config_path", default=None)
     known, _ = pre.parse_known_args(argv)
     values = dict(defaults)
