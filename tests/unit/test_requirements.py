@@ -6,7 +6,6 @@ from packaging.requirements import Requirement
 from tests.helpers import REPO_ROOT
 
 
-
 def _requirement(name: str) -> Requirement:
     with open(os.path.join(REPO_ROOT, "requirements.txt"), encoding="utf-8") as handle:
         found = [Requirement(line) for line in handle.read().splitlines() if line.strip() and not line.startswith("#")]
