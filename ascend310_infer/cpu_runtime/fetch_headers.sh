@@ -10,6 +10,8 @@ set -euo pipefail
 
 version=2.7.0
 python="${PYTHON:-python3}"
+# Python never imports from the caller's folder (a pip.py there would run).
+export PYTHONSAFEPATH=1
 cache_root="${SKNET50_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sknet50}"
 dest="$cache_root/ms_headers/$version"
 # Written last: a cache without it is an interrupted fetch and is fetched again.
