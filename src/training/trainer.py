@@ -16,6 +16,7 @@ from src.training.build import (build_datasets, build_network, build_optimizer, 
                                 effective_loss_scale, learning_rates, load_pre_trained, output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
 from src.training.loss import CrossEntropySmooth
+from src.training.resume_agreement import check_ranks_agree
 from src.training.run_folder import RunFolderLock, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
 from src.training.train_log import MetricsCSV, TrainLog
@@ -93,6 +94,8 @@ class Trainer:
     def _starting_point(self) -> tuple[RunState, dict[str, np.ndarray], str | None]:
         """(state, optimizer moments, checkpoint resumed from): `--resume`, else `--pre_trained`, else fresh."""
         path = self.checkpoints.resume_source()
+        if self.cfg.resume:  # on several machines each rank looks in its own folder
+            check_ranks_agree(path, self.placement.rank_id, self.placement.rank_size)
         if path:
             state, moments = self.checkpoints.restore(self.net, path, self.steps_per_epoch)
             self.say(f"resumed {path}: epoch {state.epoch}, global step {state.global_step}")

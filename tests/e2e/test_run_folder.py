@@ -95,7 +95,8 @@ def test_a_second_run_is_refused_while_the_first_lives_and_a_dead_runs_lock_is_t
         first.wait_for("fault: paused in save of")
         unfinished = [n for n in os.listdir(out) if n.startswith(".tmp-")]
         assert unfinished, os.listdir(out)
-        second = run_entry("train.py", [*TINY, "--data_path", data, "--output_path", str(out), "--resume", "auto"])
+        second = run_entry("train.py", [*TINY, "--data_path", data, "--output_path", str(out), "--resume", "auto",
+                                        *FAIL_AFTER_PREPARE])
         assert second.returncode == 1
         line = the_one_error_line(second.stderr)
         assert f"is in use by another training run (pid {first.proc.pid} on host {socket.gethostname()})" in line
