@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     images_dir = os.path.join(cfg.preprocess_output_path, IMAGES_DIR)
     for folder in (cfg.preprocess_output_path, images_dir):
         if os.path.exists(folder) and not os.path.isdir(folder):
-            raise UserError(f"--output_path: {folder} is a file, not a folder; pass a folder (it is created if missing)")
+            raise UserError(f"--output_path: {folder} is a file, not a folder; pass a folder "
+                            "(it is created if missing)")
     os.makedirs(images_dir, exist_ok=True)
     for stale in (name for name in os.listdir(images_dir) if name.endswith(".bin")):
         os.remove(os.path.join(images_dir, stale))  # a file of an earlier run would be inferred too

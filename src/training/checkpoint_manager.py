@@ -16,8 +16,8 @@ from mindspore import nn
 from src.training.train_step import check_finite_weights
 from src.utils.atomic_file import TEMP_PREFIX, remove_if_present
 from src.utils.checkpoint_file import (MOMENT_PREFIX, SIDECAR_SUFFIX, CorruptCheckpoint, assign_parameters,
-                                       list_checkpoints, load_weights, read_sidecar, save_checkpoint_atomic, sidecar_path,
-                                       verify_checkpoint)
+                                       list_checkpoints, load_weights, read_sidecar, save_checkpoint_atomic,
+                                       sidecar_path, verify_checkpoint)
 from src.utils.config import Config
 from src.utils.errors import UserError
 

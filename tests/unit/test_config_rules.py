@@ -20,7 +20,7 @@ from src.utils.errors import UserError
     (["--seed", "-1"], "--seed -1 is not allowed: it must be at least 0 and at most 4294967295"),
     (["--eval_batch_size", "0"], "--eval_batch_size 0 is not allowed"),
     (["--eval_batch_size", "-5"], "--eval_batch_size -5 is not allowed"),
-    (["--num_parallel_workers", "1000"], "--num_parallel_workers 1000 is not allowed: it must be at least 0 and at most"),
+    (["--num_parallel_workers", "1000"], "--num_parallel_workers 1000 is not allowed: it must be at least 0 and at"),
     (["--image_size", "7"], "--image_size 7 is not allowed: it must be at least 32 with --stem_type imagenet"),
     (["--image_size", "7", "--stem_type", "cifar"], "it must be at least 8 with --stem_type cifar"),
     (["--lr_max", "-1"], "--lr_max -1.0 is not allowed: it must be at least 0"),
