@@ -50,6 +50,12 @@ CLUSTER_TIMEOUT="${CLUSTER_TIMEOUT:-600}"
 require_positive_int CLUSTER_TIMEOUT "$CLUSTER_TIMEOUT"
 STOP_GRACE="${STOP_GRACE:-300}"
 require_positive_int STOP_GRACE "$STOP_GRACE"
+# No machine has more accelerators than this; a bigger number is a typo (on the CPU, ranks share cores).
+MAX_LOCAL_RANKS=16
+if [[ $DEVICE_TARGET == CPU ]]; then MAX_LOCAL_RANKS=64; fi
+if ((LOCAL_DEVICE_NUM > MAX_LOCAL_RANKS)); then
+  usage_error "$LOCAL_DEVICE_NUM ranks on this machine (LOCAL_DEVICE_NUM, default DEVICE_NUM) is more than any $DEVICE_TARGET machine has; at most $MAX_LOCAL_RANKS (for several machines set LOCAL_DEVICE_NUM and NODE_RANK)"
+fi
 if ((LOCAL_DEVICE_NUM > DEVICE_NUM)); then
   usage_error "LOCAL_DEVICE_NUM=$LOCAL_DEVICE_NUM is more than DEVICE_NUM=$DEVICE_NUM (the whole job)"
 fi
