@@ -3,7 +3,7 @@
 The defaults live in config/sknet50_cifar10.yaml; the allowed values live here, in the same order.
 To add a key: add it to the YAML and give it a rule in `RULES` (`unit.test_config` fails for a key
 without one). Rules that involve two keys go in `CROSS_CHECKS`. Every violation is a one-line
-`UserError` naming the flag, the value and what is allowed.
+`UserError` naming the flag, what is allowed and the value given.
 """
 import os
 import re
@@ -134,8 +134,9 @@ MIN_IMAGE_SIZE = {"imagenet": 32, "cifar": 8}
 def _image_size_fits_the_stem(values: dict[str, Any]) -> tuple[str, str] | None:
     smallest = MIN_IMAGE_SIZE.get(values.get("stem_type"))
     if smallest and values.get("image_size", smallest) < smallest:
-        return "image_size", (f"at least {smallest} with --stem_type {values['stem_type']} (the network's "
-                              f"total stride){'; use --stem_type cifar for small images' * (smallest > 8)}")
+        other = "" if smallest == MIN_IMAGE_SIZE["cifar"] else f"; --stem_type cifar takes {MIN_IMAGE_SIZE['cifar']}"
+        return "image_size", (f"at least {smallest} with --stem_type {values['stem_type']} (the network's total "
+                              f"stride{other})")
     return None
 
 
@@ -151,4 +152,4 @@ def validate(values: dict[str, Any], flag_names: dict[str, str] | None = None) -
     problems += [found for check in CROSS_CHECKS if (found := check(values))]
     for key, allowed in problems:
         if allowed:
-            raise UserError(f"--{names.get(key, key)} {values[key]!r} is not allowed: it must be {allowed}")
+            raise UserError(f"--{names.get(key, key)} must be {allowed}, got {values[key]!r}")
