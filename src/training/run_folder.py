@@ -2,7 +2,8 @@
 
 `RunFolderLock` holds an exclusive `flock` on `FOLDER/.train.lock` for the life of a run; the file
 names the holder (pid and host) so a second run can say who has it. The kernel drops the lock when
-its process dies, however it dies, so a stale lock of a dead process is simply taken over.
+its process dies, however it dies, so a stale lock of a dead process is simply taken over; a run that
+ends deletes the file (so a finished folder holds only the run's own files).
 (flock on NFS is only as good as the NFS server's lock support; a local disk or Lustre is safe.)
 
 `refuse_used_folder` stops a new run (no `--resume`) in a folder that already holds a run's files,
@@ -30,14 +31,18 @@ class RunFolderLock:
 
     def __enter__(self) -> "RunFolderLock":
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise UserError(f"--output_path {os.path.dirname(self.path)} is in use by another training run "
-                            f"({holder}); wait for it to finish, stop it, or pick another --output_path") from err
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise UserError(f"--output_path {os.path.dirname(self.path)} is in use by another training run "
+                                f"({holder}); wait for it to finish, stop it, or pick another --output_path") from err
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder deleted this file as it finished: lock the new one
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
         self._fd = fd
@@ -45,9 +50,16 @@ class RunFolderLock:
 
     def __exit__(self, *_exc) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # the file stays (deleting it would race with a waiting run)
+            os.remove(self.path)  # still locked: a run that opened it meanwhile sees it gone and retries
             os.close(self._fd)
             self._fd = None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _read_holder(fd: int) -> str:
