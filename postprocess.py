@@ -31,9 +31,19 @@ def read_meta(label_path: str) -> dict:
         raise UserError(f"{meta_path} does not exist; run preprocess.py and pass its labels.npy as --label_path") from err
     except (OSError, ValueError) as err:
         raise UserError(f"{meta_path} cannot be read ({err}); run preprocess.py again") from err
-    missing = {"batch_size", "image_count", "class_names", "files"} - set(meta)
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_path} must hold a JSON object, not {type(meta).__name__}; run preprocess.py again")
+    expected = {"batch_size": int, "image_count": int, "class_names": list, "files": list}
+    missing = [key for key in expected if key not in meta]
     if missing:
         raise UserError(f"{meta_path} lacks {', '.join(sorted(missing))}; run preprocess.py again")
+    for key, kind in expected.items():
+        value = meta[key]
+        bad = (not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1)
+               or (kind is list and not all(isinstance(item, str) for item in value)))
+        if bad:
+            wanted = "a positive integer" if kind is int else "a list of names"
+            raise UserError(f"{meta_path}: {key} is {value!r}, not {wanted}; run preprocess.py again")
     return meta
 
 

@@ -10,6 +10,7 @@ the app sees exactly eval.py's inputs. OUT receives:
 With --mindir_path, the batch size and image size are read from that MINDIR, so that the
 files always fit it.
 """
+import io
 import json
 import os
 import sys
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     dataset = create_dataset(cfg.data_path, "eval", batch_size, image_size, eval_data_path=cfg.eval_data_path,
                              num_parallel_workers=cfg.num_parallel_workers, class_num=cfg.class_num)
     images_dir = os.path.join(cfg.preprocess_output_path, IMAGES_DIR)
+    for folder in (cfg.preprocess_output_path, images_dir):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UserError(f"--output_path: {folder} is a file, not a folder; pass a folder "
+                            "(it is created if missing)")
     os.makedirs(images_dir, exist_ok=True)
     for stale in (name for name in os.listdir(images_dir) if name.endswith(".bin")):
         os.remove(os.path.join(images_dir, stale))  # a file of an earlier run would be inferred too
@@ -66,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         files.append(name)
         labels.append(batch_labels.astype(np.int32))
     labels = np.concatenate(labels)
-    np.save(os.path.join(cfg.preprocess_output_path, LABELS_FILE), labels)
+    buffer = io.BytesIO()
+    np.save(buffer, labels)
+    write_atomic(os.path.join(cfg.preprocess_output_path, LABELS_FILE), buffer.getvalue())
     meta = {"batch_size": batch_size, "input_shape": [batch_size, 3, image_size, image_size],
             "dtype": "float32", "layout": "NCHW", "image_count": int(len(labels)),
             "padded_images": len(files) * batch_size - int(len(labels)),

@@ -9,6 +9,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Python (pip in fetch_lite.sh) never imports from the caller's folder (a pip.py there would run).
+export PYTHONSAFEPATH=1
 target="${1:-${DEVICE_TARGET:-Ascend}}"
 case "${target,,}" in
     cpu) backend=cpu ;;

@@ -17,6 +17,7 @@ wheel_name="mindspore_lite-$version-cp37-cp37m-manylinux1_x86_64.whl"
 # sha256sum of the wheel as the registry served it on 2026-11-27.
 wheel_sha256=199cd0605cc985b88eddb273db9dfe9000a585ba10ca2292b6b36ebfff07b3ec
 python="${PYTHON:-python3}"
+export PYTHONSAFEPATH=1  # Python never imports from the caller's folder (a pip.py there would run)
 cache_root="${SKNET50_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sknet50}"
 dest="$cache_root/mindspore_lite/$version"
 # Written last, with the size of every unpacked file: a cache without it is an interrupted fetch.

@@ -6,6 +6,9 @@
 # The repository root, whatever the caller's working directory.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
+# Python never imports from the caller's folder (a yaml.py or pip.py there would run): PYTHONSAFEPATH
+# drops the unsafe sys.path entry, and PYTHONPATH names the project instead.
+export PYTHONSAFEPATH=1 PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 # Print "error: MESSAGE" and the launcher's usage on stderr, then exit 1 (nothing has started yet).
 usage_error() {

@@ -17,6 +17,9 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Python never imports from the caller's folder (a yaml.py or pip.py there would run): PYTHONSAFEPATH
+# drops the unsafe sys.path entry, and PYTHONPATH names the project instead.
+export PYTHONSAFEPATH=1 PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 DEMO_DIR="$(mkdir -p "${DEMO_DIR:-./demo_output}" && cd "${DEMO_DIR:-./demo_output}" && pwd)"
 ARCH="${DEMO_ARCH:-sknet50}"
 STEM="${DEMO_STEM:-cifar}"

@@ -20,6 +20,8 @@ Environment:
   MASTER_PORT       a free port on that machine (default 8118)
   CLUSTER_TIMEOUT   seconds the ranks wait for each other to start (default 600)
   JOB_TIMEOUT       stop the whole job after this many seconds, exit code 124 (default 0: no limit)
+  STOP_GRACE        after Ctrl+C/SIGTERM, seconds the ranks get to save at a step boundary before
+                    the job is killed (default 300; a second Ctrl+C kills it at once)
   RANK_TABLE_FILE   Ascend only: launch the classic way with this HCCL rank table, not msrun
   LOG_DIR           folder for the rank logs worker_<rank>.log (default ./logs/train_distribute_<time>)
 USAGE
@@ -46,6 +48,14 @@ if ! [[ $MASTER_PORT =~ ^[0-9]+$ ]] || ((MASTER_PORT < 1024 || MASTER_PORT > 655
 fi
 CLUSTER_TIMEOUT="${CLUSTER_TIMEOUT:-600}"
 require_positive_int CLUSTER_TIMEOUT "$CLUSTER_TIMEOUT"
+STOP_GRACE="${STOP_GRACE:-300}"
+require_positive_int STOP_GRACE "$STOP_GRACE"
+# No machine has more accelerators than this; a bigger number is a typo (on the CPU, ranks share cores).
+MAX_LOCAL_RANKS=16
+if [[ $DEVICE_TARGET == CPU ]]; then MAX_LOCAL_RANKS=64; fi
+if ((LOCAL_DEVICE_NUM > MAX_LOCAL_RANKS)); then
+  usage_error "$LOCAL_DEVICE_NUM ranks on this machine (LOCAL_DEVICE_NUM, default DEVICE_NUM) is more than any $DEVICE_TARGET machine has; at most $MAX_LOCAL_RANKS (for several machines set LOCAL_DEVICE_NUM and NODE_RANK)"
+fi
 if ((LOCAL_DEVICE_NUM > DEVICE_NUM)); then
   usage_error "LOCAL_DEVICE_NUM=$LOCAL_DEVICE_NUM is more than DEVICE_NUM=$DEVICE_NUM (the whole job)"
 fi
@@ -75,7 +85,7 @@ require_dir DATA_PATH "$DATA_PATH"
 if [[ -n ${RANK_TABLE_FILE:-} ]]; then
   set_job_timeout TERM
 else
-  # msrun stops every worker when it gets SIGINT; it stays in the terminal's group so Ctrl+C reaches it.
+  # msrun answers SIGINT by SIGKILLing every worker; JOB_TIMEOUT uses that to stop the whole job.
   set_job_timeout INT --foreground
 fi
 TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --run_distribute true "$@")
@@ -129,6 +139,23 @@ run_with_rank_table() {
   return "$code"
 }
 
+# shellcheck disable=SC2317  # run by the traps of run_with_msrun
+# worker_pids PID: the msrun workers (MS_ROLE=MS_WORKER) below PID; a worker's own children are skipped.
+worker_pids() {
+  local pending=("$1") pid child
+  while ((${#pending[@]})); do
+    pid="${pending[0]}"
+    pending=("${pending[@]:1}")
+    for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+      if tr '\0' '\n' <"/proc/$child/environ" 2>/dev/null | grep -qx 'MS_ROLE=MS_WORKER'; then
+        echo "$child"
+      else
+        pending+=("$child")
+      fi
+    done
+  done
+}
+
 # msrun: starts the scheduler (on NODE_RANK 0) and this machine's workers, kills them all when one
 # fails, and returns non-zero then. It shows this machine's first rank's log on the console: msrun's help
 # says --tail_worker_log is in [0, local_worker_num], but msrun 2.10 compares it with the global rank id
@@ -141,21 +168,46 @@ run_with_msrun() {
     msrun_args+=(--node_rank="$NODE_RANK")
   fi
   echo "msrun: $LOCAL_DEVICE_NUM of $DEVICE_NUM ranks on this machine ($DEVICE_TARGET, master $MASTER_ADDR:$MASTER_PORT)"
-  local signalled=0 code=0 msrun_pid
-  "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" &
+  local signalled=0 code=0 msrun_pid watchdog=""
+  # msrun answers SIGINT/SIGTERM with SIGKILL to its workers, which would lose everything since the
+  # last checkpoint; so it runs in its own session (Ctrl+C in the terminal reaches only this script),
+  # and a stop is delivered as SIGTERM to the workers, which save at the next step boundary and exit.
+  # msrun then ends the job; after STOP_GRACE seconds (or a second signal) it is told to kill them.
+  setsid "${JOB_TIMEOUT_PREFIX[@]}" msrun "${msrun_args[@]}" "$REPO_ROOT/train.py" "${TRAIN_FLAGS[@]}" &
   msrun_pid=$!
-  # msrun stops its workers (each in its own session) on SIGINT only, and then exits 0. So Ctrl+C and
-  # SIGTERM both become SIGINT for msrun, and the launcher exits 130 or 143 once msrun is done.
-  trap 'signalled=130; kill -INT "$msrun_pid" 2>/dev/null || true' INT
-  trap 'signalled=143; kill -INT "$msrun_pid" 2>/dev/null || true' TERM
+  # shellcheck disable=SC2317  # run by the traps below
+  on_stop() {
+    local workers=()
+    if ((signalled == 0)); then
+      signalled=$1
+      mapfile -t workers < <(worker_pids "$msrun_pid")
+    else
+      echo "second stop signal: killing the job without waiting for a checkpoint" >&2
+    fi
+    if ((${#workers[@]})); then
+      echo "stopping: SIGTERM to ${#workers[@]} ranks; rank 0 saves a checkpoint at its next step (up to" \
+        "STOP_GRACE=$STOP_GRACE s; a second Ctrl+C kills the job at once)" >&2
+      kill -TERM "${workers[@]}" 2>/dev/null || true
+      (sleep "$STOP_GRACE" && kill -INT "$msrun_pid" 2>/dev/null) &
+      watchdog=$!
+    else
+      kill -INT "$msrun_pid" 2>/dev/null || true
+    fi
+  }
+  trap 'on_stop 130' INT
+  trap 'on_stop 143' TERM
   while true; do
     code=0
     wait "$msrun_pid" || code=$?
-    # wait also returns when a trap has run; go on waiting while msrun stops the workers.
+    # wait also returns when a trap has run; go on waiting while the ranks save and stop.
     kill -0 "$msrun_pid" 2>/dev/null || break
   done
   trap - INT TERM
-  if ((signalled && code == 0)); then
+  if [[ -n $watchdog ]]; then
+    pkill -P "$watchdog" 2>/dev/null || true # its sleep
+    kill "$watchdog" 2>/dev/null || true
+  fi
+  if ((signalled)); then
     code=$signalled
   fi
   return "$code"

@@ -25,6 +25,9 @@ fi
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
+# Python never imports from the caller's folder (a yaml.py or pip.py there would run): PYTHONSAFEPATH
+# drops the unsafe sys.path entry, and PYTHONPATH names the project instead.
+export PYTHONSAFEPATH=1 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 get_real_path() {
     if [[ "$1" == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi

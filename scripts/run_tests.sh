@@ -15,6 +15,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
+export PYTHONSAFEPATH=1  # Python never imports from the caller's folder (a pip.py there would run)
 
 # "package:command" for each needed tool; gflags is a header, checked by missing_packages.
 needed=(cmake:cmake g++:g++ make:make shellcheck:shellcheck)

@@ -2,7 +2,9 @@
 
     python -m src.data.download DIR     # -> DIR/cifar-10-batches-bin
 
-The archive is streamed to a temporary file while its MD5 is computed, unpacked into a
+The archive is streamed to a temporary file while its MD5 (and, when given, SHA-256) is computed,
+checked against caps on its unpacked size and member count (a small archive must not fill the
+disk), unpacked into a
 temporary folder next to the target, checked, and only then renamed into place. An interrupted
 or corrupted download therefore never leaves a half dataset under the final name.
 """
@@ -23,11 +25,15 @@ from src.utils.errors import UserError, run_cli
 
 ARCHIVE_FOLDER = "cifar-10-batches-bin"
 CHUNK_BYTES = 1 << 20
+# The official archive unpacks to 9 members (a folder, 6 batches of 30,730,000 bytes, 2 small text
+# files), about 185 MB; the caps leave a margin and refuse anything far beyond that.
+MAX_MEMBERS = 64
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 
 
-def _fetch(url: str, destination: str, timeout: float) -> str:
-    """Stream `url` into `destination`; return the MD5 hex digest of what was received."""
-    md5 = hashlib.md5()
+def _fetch(url: str, destination: str, timeout: float) -> tuple[str, str]:
+    """Stream `url` into `destination`; return the (MD5, SHA-256) hex digests of what was received."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(destination, "wb") as out:
             expected = int(response.headers.get("Content-Length") or 0)
@@ -35,6 +41,7 @@ def _fetch(url: str, destination: str, timeout: float) -> str:
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)
                 md5.update(chunk)
+                sha256.update(chunk)
                 received += len(chunk)
                 if expected and received / expected >= next_report:
                     print(f"  downloaded {received / 1e6:.1f} of {expected / 1e6:.1f} MB", flush=True)
@@ -44,15 +51,22 @@ def _fetch(url: str, destination: str, timeout: float) -> str:
                         "cifar-10-binary.tar.gz yourself (see README \"Dataset\")") from err
     if expected and received != expected:
         raise UserError(f"download of {url} was interrupted after {received} of {expected} bytes; run again")
-    return md5.hexdigest()
+    return md5.hexdigest(), sha256.hexdigest()
 
 
 def _checked_members(archive: tarfile.TarFile, root: str) -> list[tarfile.TarInfo]:
-    """Every member, refusing links, devices and any path that would land outside `root`."""
-    members = []
+    """Every member, refusing links, devices, any path that would land outside `root`, and more members
+    or bytes than CIFAR-10 has (read header by header, so a huge member list is never held)."""
+    members, total = [], 0
     root = os.path.realpath(root)
-    for member in archive.getmembers():
-        if not (member.isfile() or member.isdir()):
+    for member in archive:
+        if len(members) >= MAX_MEMBERS:
+            raise UserError(f"the archive holds more than {MAX_MEMBERS} members (CIFAR-10 has 9); refusing it")
+        total += member.size
+        if total > MAX_UNPACKED_BYTES:
+            raise UserError(f"the archive unpacks to more than {MAX_UNPACKED_BYTES // 2 ** 20} MiB (CIFAR-10 is "
+                            "about 177 MiB); refusing it")
+        if not (member.isfile() or member.isdir()) or member.issparse():
             raise UserError(f"the archive holds {member.name!r}, which is not a plain file or folder; refusing it")
         target = os.path.realpath(os.path.join(root, member.name))
         if os.path.isabs(member.name) or os.path.commonpath([root, target]) != root:
@@ -74,13 +88,14 @@ def _unpack(archive_path: str, destination: str) -> None:
         raise UserError(f"cannot unpack the downloaded archive: {err}") from err
 
 
-def download_cifar10(target_dir: str, url: str, md5: str, timeout: float = 60.0) -> str:
+def download_cifar10(target_dir: str, url: str, md5: str, timeout: float = 60.0, sha256: str | None = None) -> str:
     """Make `target_dir/cifar-10-batches-bin` from the archive at `url`; return that folder.
 
     Args:
         target_dir: where the folder is created (made if missing).
         url: the archive's address (the official cifar-10-binary.tar.gz by default config).
         md5: its expected MD5; any other content is refused and deleted.
+        sha256: its expected SHA-256 too, when given (MD5 alone no longer resists a forger).
         timeout: seconds to wait for the server at a time.
     """
     os.makedirs(target_dir, exist_ok=True)
@@ -92,10 +107,13 @@ def download_cifar10(target_dir: str, url: str, md5: str, timeout: float = 60.0)
     staging = tempfile.mkdtemp(prefix=".extract-", dir=target_dir)
     try:
         print(f"downloading {url} into {target_dir}", flush=True)
-        digest = _fetch(url, archive_path, timeout)
+        digest, sha_digest = _fetch(url, archive_path, timeout)
         if digest != md5.lower():
             raise UserError(f"the file downloaded from {url} has MD5 {digest}, expected {md5}; it was deleted. "
                             "Run again, or check --download_url and --download_md5")
+        if sha256 and sha_digest != sha256.lower():
+            raise UserError(f"the file downloaded from {url} has SHA-256 {sha_digest}, expected {sha256}; it was "
+                            "deleted. Run again, or check --download_url and --download_sha256")
         _unpack(archive_path, staging)
         unpacked = os.path.join(staging, ARCHIVE_FOLDER)
         missing = [n for n in TRAIN_FILES + EVAL_FILES if not os.path.isfile(os.path.join(unpacked, n))]
@@ -114,7 +132,7 @@ def download_cifar10(target_dir: str, url: str, md5: str, timeout: float = 60.0)
     return final
 
 
-def download_for_training(data_path: str, url: str, md5: str) -> str:
+def download_for_training(data_path: str, url: str, md5: str, sha256: str | None = None) -> str:
     """For `--download`: fetch CIFAR-10 unless `data_path` already holds it; return a status line.
 
     The archive unpacks to `cifar-10-batches-bin/`, so a `data_path` ending in that name is
@@ -127,7 +145,7 @@ def download_for_training(data_path: str, url: str, md5: str) -> str:
         pass
     absolute = os.path.abspath(data_path)
     target = os.path.dirname(absolute) if os.path.basename(absolute) == ARCHIVE_FOLDER else absolute
-    return f"--download: CIFAR-10 unpacked into {download_cifar10(target, url, md5)}"
+    return f"--download: CIFAR-10 unpacked into {download_cifar10(target, url, md5, sha256=sha256)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dir", help="folder that receives cifar-10-batches-bin/")
     parser.add_argument("--url", default=defaults["download_url"], help="default: %(default)s")
     parser.add_argument("--md5", default=defaults["download_md5"], help="default: %(default)s")
+    parser.add_argument("--sha256", default=defaults["download_sha256"], help="also check this SHA-256")
     args = parser.parse_args(argv)
-    download_cifar10(args.dir, args.url, args.md5)
+    download_cifar10(args.dir, args.url, args.md5, sha256=args.sha256)
     return 0
 
 

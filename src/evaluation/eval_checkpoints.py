@@ -81,7 +81,14 @@ class CheckpointEvaluator:
         return evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), dataset)
 
     def evaluate_mindir(self, path: str) -> EvalResult:
-        batch = mindir_input_shape(path)[0]
+        shape = mindir_input_shape(path)
+        if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
+            raise UserError(f"{path} takes input of shape {list(shape)}, not square NCHW RGB images; "
+                            "export it with export.py")
+        if shape[2] != self.cfg.image_size:
+            raise UserError(f"{path} takes {shape[2]}x{shape[3]} images but --image_size is {self.cfg.image_size}; "
+                            f"pass --image_size {shape[2]} (or export the MINDIR at {self.cfg.image_size})")
+        batch = shape[0]
         graph = ms.nn.GraphCell(ms.load(path))
         return evaluate(lambda images: graph(ms.Tensor(images)).asnumpy(), self._dataset(batch), fixed_batch=batch)
 
@@ -136,12 +143,23 @@ def write_results(path: str, outcomes: list[Outcome]) -> None:
         "failed": [{"checkpoint": os.path.abspath(o.path), "error": o.error} for o in outcomes if o.error],
         "best": None if best is None else {"checkpoint": os.path.abspath(best.path), "top1": best.result.top1},
     }
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_json_atomic(path, data)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_json_atomic(path, data)
+    except OSError as err:
+        raise UserError(f"--result_json {path} could not be written ({err.strerror or err}); "
+                        "pass a writable file path") from err
+
+
+def check_result_json(path: str | None) -> None:
+    """Refuse a --result_json that can never be written, before any checkpoint is evaluated."""
+    if path and (os.path.isdir(path) or path.endswith(os.sep)):
+        raise UserError(f"--result_json {path} is a folder; pass a file path such as {os.path.join(path, 'eval.json')}")
 
 
 def evaluate_checkpoints(cfg: Config, placement: Placement) -> int:
     """eval.py's job; returns the exit code (1 when any checkpoint failed)."""
+    check_result_json(cfg.result_json)
     targets = find_targets(cfg.checkpoint_path)
     is_folder = os.path.isdir(cfg.checkpoint_path)
     outcomes = CheckpointEvaluator(cfg, placement).run(targets, stop_on_error=not is_folder)

@@ -43,7 +43,7 @@ def build_datasets(cfg: Config, place: Placement, say) -> tuple[Any, Any]:
             raise UserError("--download is not done inside a distributed run (ranks would race); run "
                             f"`python -m src.data.download {os.path.dirname(os.path.abspath(cfg.data_path))}` "
                             "first")
-        say(download_for_training(cfg.data_path, cfg.download_url, cfg.download_md5))
+        say(download_for_training(cfg.data_path, cfg.download_url, cfg.download_md5, cfg.download_sha256))
     common = dict(image_size=cfg.image_size, eval_data_path=cfg.eval_data_path,
                   num_parallel_workers=cfg.num_parallel_workers, seed=cfg.seed, class_num=cfg.class_num)
     train = create_dataset(cfg.data_path, "train", cfg.batch_size, shuffle=cfg.shuffle, augment=cfg.augment,

@@ -15,9 +15,9 @@ from mindspore import nn
 
 from src.training.train_step import check_finite_weights
 from src.utils.atomic_file import TEMP_PREFIX, remove_if_present
-from src.utils.checkpoint_file import (MOMENT_PREFIX, SIDECAR_SUFFIX, assign_parameters, list_checkpoints,
-                                       load_weights, read_sidecar, save_checkpoint_atomic, sidecar_path,
-                                       verify_checkpoint)
+from src.utils.checkpoint_file import (MOMENT_PREFIX, SIDECAR_SUFFIX, CorruptCheckpoint, assign_parameters,
+                                       list_checkpoints, load_weights, read_sidecar, save_checkpoint_atomic,
+                                       sidecar_path, verify_checkpoint)
 from src.utils.config import Config
 from src.utils.errors import UserError
 
@@ -74,8 +74,14 @@ class CheckpointManager:
             return
         runs = []
         for path in list_checkpoints(self.folder):
-            meta = read_sidecar(path) if os.path.basename(path) != BEST_NAME else None
-            if meta and meta.get("resumable"):
+            if os.path.basename(path) == BEST_NAME:
+                continue
+            try:
+                meta = read_sidecar(path)
+            except CorruptCheckpoint as err:  # never deleted, never fatal: a damaged old file is not this run's
+                print(f"warning: not pruning {path}: {err}", file=sys.stderr, flush=True)
+                continue
+            if meta and meta.get("resumable") and isinstance(meta.get("global_step"), int):
                 runs.append((meta["global_step"], path))
         for _, path in sorted(runs)[:-keep]:
             remove_checkpoint(path)
@@ -140,7 +146,7 @@ def find_resume_checkpoint(folder: str) -> tuple[str, dict[str, Any]] | None:
         except UserError as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr, flush=True)
             continue
-        if meta is not None and meta.get("resumable"):
+        if meta is not None and meta.get("resumable") and isinstance(meta.get("global_step"), int):
             order = (meta["global_step"], meta.get("epoch", 0), meta.get("step_in_epoch", 0))
             candidates.append((order, path, meta))
     if not candidates:

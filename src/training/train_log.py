@@ -1,7 +1,10 @@
 """Readable training logs: progress lines, one line per epoch, and metrics.csv for plotting."""
 import csv
+import io
 import os
 import time
+
+from src.utils.atomic_file import write_atomic
 
 METRICS_FIELDS = ("epoch", "step", "loss", "lr", "top1", "top5", "seconds")
 
@@ -55,7 +58,8 @@ class TrainLog:
 
 
 class MetricsCSV:
-    """Appends one row per epoch to `path`; on resume, rows after the resumed epoch are dropped."""
+    """One row per epoch in `path`, never rewritten in place: the file starts as a complete copy written
+    atomically (on resume, the rows up to the resumed epoch), then each row is appended and fsynced."""
 
     def __init__(self, path: str, resumed_epoch: int = 0):
         self.path = path
@@ -64,12 +68,17 @@ class MetricsCSV:
             with open(path, newline="", encoding="utf-8") as handle:
                 rows = [r for r in csv.DictReader(handle) if r.get("epoch", "").isdigit()
                         and int(r["epoch"]) <= resumed_epoch]
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRICS_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=METRICS_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, text.getvalue())
 
     def append(self, **row) -> None:
+        text = io.StringIO()
+        csv.DictWriter(text, fieldnames=METRICS_FIELDS).writerow(
+            {key: ("" if row.get(key) is None else row[key]) for key in METRICS_FIELDS})
         with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, fieldnames=METRICS_FIELDS).writerow(
-                {key: ("" if row.get(key) is None else row[key]) for key in METRICS_FIELDS})
+            handle.write(text.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -6,6 +6,7 @@ distributed run every rank trains on its shard; only rank 0 writes files and eva
 """
 import os
 import time
+from contextlib import ExitStack
 
 import mindspore as ms
 import numpy as np
@@ -15,6 +16,8 @@ from src.training.build import (build_datasets, build_network, build_optimizer, 
                                 effective_loss_scale, learning_rates, load_pre_trained, output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
 from src.training.loss import CrossEntropySmooth
+from src.training.resume_agreement import check_ranks_agree
+from src.training.run_folder import RunFolderLock, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
 from src.training.train_log import MetricsCSV, TrainLog
 from src.training.train_step import StepResult, TrainStep, check_finite, check_loss_scale_type
@@ -29,6 +32,8 @@ class Trainer:
 
     def __init__(self, cfg: Config, placement: Placement, stop: StopRequest | None = None):
         check_run_settings(cfg)
+        if cfg.overwrite and cfg.resume:
+            raise UserError("--overwrite true would delete the run that --resume continues; pass only one of them")
         check_loss_scale_type(cfg.loss_scale_type)
         self.cfg = cfg
         self.placement = placement
@@ -75,14 +80,22 @@ class Trainer:
         return state
 
     def _prepare_output(self) -> None:
+        """Rank 0, holding the folder's lock: refuse (or, with --overwrite, clear) another run's files,
+        then delete the temporary files of saves that were killed."""
         if self.placement.is_main:
             os.makedirs(self.output, exist_ok=True)
+            if not self.cfg.resume:
+                removed = refuse_used_folder(self.output, self.cfg.overwrite)
+                if removed:
+                    self.say(f"--overwrite: deleted the previous run's {len(removed)} files in {self.output}")
             for name in remove_unfinished_saves(self.output):
                 self.say(f"removed {name}, the temporary file of a save that was interrupted")
 
     def _starting_point(self) -> tuple[RunState, dict[str, np.ndarray], str | None]:
         """(state, optimizer moments, checkpoint resumed from): `--resume`, else `--pre_trained`, else fresh."""
         path = self.checkpoints.resume_source()
+        if self.cfg.resume:  # on several machines each rank looks in its own folder
+            check_ranks_agree(path, self.placement.rank_id, self.placement.rank_size)
         if path:
             state, moments = self.checkpoints.restore(self.net, path, self.steps_per_epoch)
             self.say(f"resumed {path}: epoch {state.epoch}, global step {state.global_step}")
@@ -199,8 +212,11 @@ def train(cfg: Config, placement: Placement) -> RunState:
     file; checkpoints are written atomically, so the previous ones are intact.
     """
     try:
-        with StopRequest() as stop:
-            return Trainer(cfg, placement, stop).run()
+        with StopRequest() as stop, ExitStack() as held:
+            trainer = Trainer(cfg, placement, stop)
+            if placement.is_main:  # the one writer of the folder holds its lock until the run ends
+                held.enter_context(RunFolderLock(trainer.output))
+            return trainer.run()
     except OSError as err:
         raise UserError(f"{err.filename or 'a file'} could not be written or read ({err.strerror or err}); fix "
                         "that (free space, permissions), then continue with --resume auto") from err

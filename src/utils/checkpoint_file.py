@@ -64,7 +64,7 @@ def _write_with_mindspore(save_obj: Any, tmp: str, append_dict: dict | None) -> 
 
 def save_checkpoint_atomic(save_obj: Any, path: str, append_dict: dict | None = None,
                            metadata: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint and its sidecar without ever exposing a partial file.
+    """Write a checkpoint and its sidecar without ever exposing a partial or unverifiable file.
 
     Args:
         save_obj: a Cell, or a list of {"name", "data"} dicts, as for `mindspore.save_checkpoint`.
@@ -72,15 +72,28 @@ def save_checkpoint_atomic(save_obj: Any, path: str, append_dict: dict | None = 
         append_dict: extra scalars stored inside the checkpoint (as MindSpore does).
         metadata: extra JSON-serialisable facts for the sidecar (epoch, step, accuracy...).
 
-    The sidecar is renamed into place before the checkpoint: a crash in between leaves a
-    sidecar without a checkpoint, which nothing reads, rather than an unverifiable checkpoint.
+    The sidecar is renamed into place before the checkpoint. When `path` already holds a verified
+    checkpoint (`best.ckpt` is rewritten in place), the new sidecar also keeps the old file's record
+    under `previous`, so a kill between the two renames leaves the old file verifiable; once the
+    checkpoint is in place, the sidecar is rewritten without it.
     """
+    previous = _current_record(path)
     with atomic_path(path, suffix=".ckpt") as tmp:
         _write_with_mindspore(save_obj, tmp, append_dict)
         fsync_file(tmp)
         size, sha256 = file_digest(tmp)
-        write_json_atomic(sidecar_path(path), {**(metadata or {}), "file": os.path.basename(path),
-                                               "size": size, "sha256": sha256})
+        record = {**(metadata or {}), "file": os.path.basename(path), "size": size, "sha256": sha256}
+        write_json_atomic(sidecar_path(path), {**record, "previous": previous} if previous else record)
+    if previous:
+        write_json_atomic(sidecar_path(path), record)
+
+
+def _current_record(path: str) -> dict[str, Any] | None:
+    """The sidecar of the checkpoint now at `path` if the file matches it, else None."""
+    try:
+        return _matching_record(path, read_sidecar(path)) if os.path.isfile(path) else None
+    except CorruptCheckpoint:
+        return None
 
 
 def read_sidecar(path: str) -> dict[str, Any] | None:
@@ -99,19 +112,26 @@ def read_sidecar(path: str) -> dict[str, Any] | None:
     return data
 
 
+def _matching_record(path: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record of `meta` (or of its `previous`, a save killed between its two renames) that the file
+    at `path` matches; `CorruptCheckpoint` when neither does."""
+    if meta is None:
+        return None
+    size, sha256 = file_digest(path)
+    previous = meta.pop("previous", None)
+    for record in (meta, previous if isinstance(previous, dict) else {}):
+        if size == record.get("size") and sha256 == record.get("sha256"):
+            return record
+    raise CorruptCheckpoint(f"checkpoint {path} is corrupt or truncated ({size} bytes, expected "
+                            f"{meta['size']}; sha256 {'differs' if size == meta['size'] else 'not checked'}); "
+                            "use an earlier checkpoint")
+
+
 def verify_checkpoint(path: str) -> dict[str, Any] | None:
     """Check `path` exists and matches its sidecar; return the sidecar (None if it has none)."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist; pass an existing .ckpt file")
-    meta = read_sidecar(path)
-    if meta is None:
-        return None
-    size, sha256 = file_digest(path)
-    if size != meta["size"] or sha256 != meta.get("sha256"):
-        raise CorruptCheckpoint(f"checkpoint {path} is corrupt or truncated ({size} bytes, expected "
-                                f"{meta['size']}; sha256 {'differs' if size == meta['size'] else 'not checked'}); "
-                                "use an earlier checkpoint")
-    return meta
+    return _matching_record(path, read_sidecar(path))
 
 
 def load_checkpoint_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any] | None]:

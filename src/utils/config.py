@@ -1,7 +1,8 @@
 """YAML defaults with command-line overrides.
 
 Order of precedence: the repo's `config/sknet50_cifar10.yaml`, then the file given with
-`--config_path`, then `--key value` flags. Every key is a flag; unknown keys are errors;
+`--config_path`, then `--key value` flags. Every key is a flag; unknown keys are errors; every
+value is checked against its rule in `src.utils.config_rules` (ranges and choices);
 booleans accept true/false/1/0/yes/no (never `bool("False")`); a broken YAML file is an error
 that names the line.
 """
@@ -13,6 +14,7 @@ from typing import Any, Iterable
 import yaml
 
 from src.utils.atomic_file import write_atomic
+from src.utils.config_rules import validate
 from src.utils.errors import UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -126,7 +128,7 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
             there. They apply to the command line only: config files keep one meaning per key.
     """
     defaults = read_yaml(defaults_path)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _ErrorParser(add_help=False)
     pre.add_argument("--config_path", default=None)
     known, _ = pre.parse_known_args(argv)
     values = dict(defaults)
@@ -147,6 +149,7 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
     args = vars(parser.parse_args(argv))
     args.pop("config_path", None)
     values = _merge(values, args, defaults, "command line")
+    validate(values, {key: flag for flag, key in (flag_aliases or {}).items()})
     values["config_path"] = known.config_path
     return Config(**values)
 

@@ -6,8 +6,11 @@ import signal
 import subprocess
 import time
 
+import mindspore as ms
+import numpy as np
 import pytest
 
+from src.utils.checkpoint_file import save_checkpoint_atomic
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.launchers import SCRIPTS_DIR, free_port, run_script
 from tests.helpers.processes import environment_of, processes_with
@@ -173,3 +176,28 @@ def test_job_timeout_stops_msrun_and_every_rank(data_path, tmp_path):
     assert launcher.returncode == 124, output[-3000:]
     assert "stopped after JOB_TIMEOUT=20 seconds" in output
     assert processes_with(marker) == []
+
+
+@pytest.mark.slow
+def test_ranks_that_find_different_resume_checkpoints_stop_with_one_line(data_path, tmp_path):
+    # Two "machines", each with its own output folder; only machine 0 holds a checkpoint. Without the
+    # agreement rank 1 would silently start from scratch while rank 0 resumed.
+    port = free_port()
+    (tmp_path / "machine0" / "out").mkdir(parents=True)
+    (tmp_path / "machine1").mkdir()
+    save_checkpoint_atomic([{"name": "w", "data": ms.Tensor(np.zeros(2, np.float32))}],
+                           str(tmp_path / "machine0" / "out" / "sknet_tiny-1_5.ckpt"),
+                           metadata={"resumable": True, "global_step": 5, "epoch": 1, "steps_per_epoch": 5})
+    launchers = []
+    for node, master in ((0, "127.0.0.1"), (1, "0.0.0.0")):
+        env = cpu_env(LOCAL_DEVICE_NUM="1", NODE_RANK=str(node), MASTER_ADDR=master, MASTER_PORT=str(port),
+                      CLUSTER_TIMEOUT="300", LOG_DIR="logs")
+        launchers.append(start_launcher([data_path, "2", "--epoch_size", "2", "--eval_interval", "0",
+                                         "--output_path", "out", "--resume", "auto", *TINY], env,
+                                        tmp_path / f"machine{node}"))
+    outputs = finish(launchers, str(tmp_path))
+    assert all(launcher.returncode != 0 for launcher in launchers), outputs
+    expected = "error: --resume auto: the ranks found different checkpoints (rank 0: global step 5, rank 1: nothing"
+    for node in (0, 1):
+        log = read(tmp_path / f"machine{node}" / "logs" / f"worker_{node}.log")
+        assert expected in log, log[-3000:]

@@ -6,6 +6,8 @@ import pytest
 from mindspore import nn
 
 import export
+from src.evaluation.eval_checkpoints import CheckpointEvaluator
+from src.utils.config import load_config
 from src.utils.checkpoint_file import assign_parameters, load_checkpoint_file, match_network
 from src.utils.errors import UserError
 from src.utils.mindir import mindir_input_shape
@@ -75,3 +77,12 @@ def test_export_refuses_with_a_one_line_error(tiny_ckpt, tmp_path, flags, match)
     assert "\n" not in str(info.value)
     assert not list(tmp_path.iterdir())
 
+
+
+def test_eval_refuses_a_mindir_of_another_image_size(tiny_ckpt, tmp_path):
+    export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "small"), *TINY_FLAGS[:-4],
+                 "--image_size", "16", "--device_target", "CPU"])
+    cfg = load_config([*TINY_FLAGS, "--checkpoint_path", str(tmp_path / "small.mindir")])
+    with pytest.raises(UserError, match=r"small.mindir takes 16x16 images but --image_size is 32; "
+                                        r"pass --image_size 16"):
+        CheckpointEvaluator(cfg, None).evaluate_mindir(str(tmp_path / "small.mindir"))

@@ -59,3 +59,28 @@ def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpo
     checkpoints = list_checkpoints(str(out))
     assert checkpoints == [checkpoint_1] + [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (2, 3)]
     assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints] == [STEPS, 2 * STEPS, 3 * STEPS]
+
+
+@pytest.mark.slow
+def test_sigterm_on_the_launcher_saves_mid_epoch_and_resume_auto_ends_with_the_uninterrupted_step_count(tmp_path):
+    # msrun itself would SIGKILL the workers; the launcher hands them SIGTERM, so rank 0 saves at a step boundary.
+    data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
+    out = tmp_path / "out"
+    job = launch(data, out, tmp_path / "logs")
+    wait_for_log(tmp_path / "logs" / "worker_0.log", f"epoch 2/3 step 2/{STEPS}", job)
+    job.proc.send_signal(signal.SIGTERM)
+    assert job.finish() == 143, job.output[-3000:]
+    assert processes_with(str(out)) == []
+    with open(tmp_path / "logs" / "worker_0.log", encoding="utf-8", errors="replace") as log:
+        assert "[rank 0] stopped by SIGTERM at epoch 2 step" in log.read()
+    newest = list_checkpoints(str(out))[-1]
+    saved_step = load_checkpoint_file(newest)[1]["global_step"]
+    assert STEPS < saved_step < 3 * STEPS, newest
+
+    resumed = launch(data, out, tmp_path / "logs_resumed", "--resume", "auto")
+    assert resumed.finish() == 0, resumed.output[-3000:]
+    with open(tmp_path / "logs_resumed" / "worker_0.log", encoding="utf-8", errors="replace") as log:
+        text = log.read()
+    assert f"[rank 0] resumed {newest}: epoch " in text and f"global step {saved_step}" in text
+    final = load_checkpoint_file(str(out / f"sknet_tiny-3_{STEPS}.ckpt"))[1]
+    assert final["global_step"] == 3 * STEPS

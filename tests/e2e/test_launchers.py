@@ -62,6 +62,8 @@ BAD_DISTRIBUTED_INPUT = [
     (["{data}", "2"], {"RANK_TABLE_FILE": "{data}", "DEVICE_TARGET": "CPU"}, "RANK_TABLE_FILE is for Ascend only"),
     (["{data}", "2"], {"DEVICE_TARGET": "cpu"}, "DEVICE_TARGET must be Ascend, GPU or CPU"),
     (["{data}", "2"], {"LOCAL_DEVICE_NUM": "4"}, "LOCAL_DEVICE_NUM=4 is more than DEVICE_NUM=2"),
+    (["{data}", "1000"], {}, "1000 ranks on this machine (LOCAL_DEVICE_NUM, default DEVICE_NUM) is more than any"),
+    (["{data}", "65"], {"DEVICE_TARGET": "CPU"}, "is more than any CPU machine has; at most 64"),
     (["{data}", "4"], {"LOCAL_DEVICE_NUM": "3", "NODE_RANK": "0"}, "not a multiple of LOCAL_DEVICE_NUM=3"),
     (["{data}", "4"], {"LOCAL_DEVICE_NUM": "2"}, "NODE_RANK is not set"),
     (["{data}", "4"], {"LOCAL_DEVICE_NUM": "2", "NODE_RANK": "2"}, "NODE_RANK=2 must be below"),

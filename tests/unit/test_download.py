@@ -14,6 +14,7 @@ from tests.helpers.cifar_data import write_cifar_layout
 from src.data.cifar10_files import resolve_split_files
 from src.data.download import download_for_training
 from src.data.download import download_cifar10
+from src.data import download
 from src.utils.errors import UserError
 from tests.helpers import REPO_ROOT
 
@@ -148,3 +149,55 @@ def test_command_line_download(tmp_path, serve):
     bad = subprocess.run([sys.executable, "-m", "src.data.download", str(tmp_path / "bad"), "--url", server.url,
                           "--md5", "0" * 32], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def _add_members(count: int):
+    def extra(archive):
+        for index in range(count):
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/extra_{index}.txt")
+            info.size = 1
+            archive.addfile(info, io.BytesIO(b"x"))
+    return extra
+
+
+def test_an_archive_with_too_many_members_is_refused(tmp_path, serve):
+    payload = _archive_bytes(tmp_path, _add_members(100))
+    server = serve(payload)
+    target = tmp_path / "data"
+    with pytest.raises(UserError, match="more than 64 members"):
+        download_cifar10(str(target), server.url, _md5(payload))
+    assert os.listdir(target) == []
+
+
+def test_an_archive_that_unpacks_beyond_the_size_cap_is_refused(tmp_path, serve, monkeypatch):
+    # A zero-filled member compresses to almost nothing; the cap is lowered so the test stays small.
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 4 * 1024 * 1024)
+
+    def add_zeros(archive):
+        info = tarfile.TarInfo("cifar-10-batches-bin/zeros.bin")
+        info.size = 5 * 1024 * 1024
+        archive.addfile(info, io.BytesIO(bytes(info.size)))
+    payload = _archive_bytes(tmp_path, add_zeros)
+    assert len(payload) < 100_000
+    server = serve(payload)
+    target = tmp_path / "data"
+    with pytest.raises(UserError, match="unpacks to more than 4 MiB"):
+        download_cifar10(str(target), server.url, _md5(payload))
+    assert os.listdir(target) == []
+
+
+def test_the_real_caps_fit_cifar10_with_a_margin():
+    official_bytes = 6 * 30_730_000 + 100_000  # six batches, batches.meta.txt and readme.html
+    assert official_bytes * 1.2 < download.MAX_UNPACKED_BYTES < official_bytes * 2
+    assert 9 * 2 < download.MAX_MEMBERS < 1000
+
+
+def test_a_sha256_is_checked_as_well_as_the_md5(tmp_path, serve):
+    payload = _archive_bytes(tmp_path)
+    server = serve(payload)
+    with pytest.raises(UserError, match="has SHA-256 .*, expected " + "0" * 64):
+        download_cifar10(str(tmp_path / "bad"), server.url, _md5(payload), sha256="0" * 64)
+    assert os.listdir(tmp_path / "bad") == []
+    good = download_cifar10(str(tmp_path / "good"), server.url, _md5(payload),
+                            sha256=hashlib.sha256(payload).hexdigest())
+    assert os.path.isfile(os.path.join(good, "test_batch.bin"))

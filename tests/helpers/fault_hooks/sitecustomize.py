@@ -7,6 +7,9 @@ the ranks that msrun launches. Each fault is switched on by its own variable:
 - `FAULT_PAUSE_IN_SAVE=N`: the N-th checkpoint save of the process stops inside its save window
   (the temporary file is complete, nothing is renamed yet), prints `fault: paused in save of PATH`
   and sleeps, so that the test can `kill -9` it exactly there.
+- `FAULT_PAUSE_AFTER_SIDECAR=N`: the N-th sidecar written by the process pauses right after its
+  rename, before its checkpoint's rename (the crash window of a checkpoint rewritten in place),
+  printing `fault: paused after sidecar PATH`.
 - `FAULT_NAN_AT=E:S`: the images of step S (1-based) of epoch E become NaN, as a poisoned batch would.
 
 The functions are patched when their module is first imported, so a process that never imports
@@ -20,6 +23,13 @@ import time
 
 PAUSE_IN_SAVE = os.environ.get("FAULT_PAUSE_IN_SAVE")
 NAN_AT = os.environ.get("FAULT_NAN_AT")
+PAUSE_AFTER_SIDECAR = os.environ.get("FAULT_PAUSE_AFTER_SIDECAR")
+
+
+def _pause_forever(message: str) -> None:
+    print(message, flush=True)
+    while True:
+        time.sleep(60)
 
 
 def _pause_in_save(module) -> None:
@@ -28,12 +38,29 @@ def _pause_in_save(module) -> None:
     def write_then_pause(save_obj, tmp, append_dict):
         write(save_obj, tmp, append_dict)
         saves.append(tmp)
-        if len(saves) == int(PAUSE_IN_SAVE):
-            print(f"fault: paused in save of {tmp}", flush=True)
-            while True:
-                time.sleep(60)
+        if PAUSE_IN_SAVE and len(saves) == int(PAUSE_IN_SAVE):
+            _pause_forever(f"fault: paused in save of {tmp}")
 
     module._write_with_mindspore = write_then_pause
+
+
+def _pause_after_sidecar(module) -> None:
+    write_json, sidecars = module.write_json_atomic, []
+
+    def write_then_pause(path, data):
+        write_json(path, data)
+        sidecars.append(path)
+        if len(sidecars) == int(PAUSE_AFTER_SIDECAR):
+            _pause_forever(f"fault: paused after sidecar {path}")
+
+    module.write_json_atomic = write_then_pause
+
+
+def _checkpoint_file_faults(module) -> None:
+    if PAUSE_IN_SAVE:
+        _pause_in_save(module)
+    if PAUSE_AFTER_SIDECAR:
+        _pause_after_sidecar(module)
 
 
 def _nan_at(module) -> None:
@@ -51,8 +78,8 @@ def _nan_at(module) -> None:
 
 
 PATCHES = {}
-if PAUSE_IN_SAVE:
-    PATCHES["src.utils.checkpoint_file"] = _pause_in_save
+if PAUSE_IN_SAVE or PAUSE_AFTER_SIDECAR:
+    PATCHES["src.utils.checkpoint_file"] = _checkpoint_file_faults
 if NAN_AT:
     PATCHES["src.training.trainer"] = _nan_at
 

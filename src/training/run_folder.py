@@ -1,0 +1,95 @@
+"""The output folder of a training run: one run at a time, and a new run never touches an old one.
+
+`RunFolderLock` holds an exclusive `flock` on `FOLDER/.train.lock` for the life of a run; the file
+names the holder (pid and host) so a second run can say who has it. The kernel drops the lock when
+its process dies, however it dies, so a stale lock of a dead process is simply taken over; a run that
+ends deletes the file (so a finished folder holds only the run's own files).
+(flock on NFS is only as good as the NFS server's lock support; a local disk or Lustre is safe.)
+
+`refuse_used_folder` stops a new run (no `--resume`) in a folder that already holds a run's files,
+unless `--overwrite true` asks to delete them first.
+"""
+import fcntl
+import json
+import os
+import socket
+
+from src.utils.atomic_file import remove_if_present
+from src.utils.checkpoint_file import SIDECAR_SUFFIX
+from src.utils.errors import UserError
+
+LOCK_NAME = ".train.lock"
+RUN_FILES = ("config.yaml", "metrics.csv")  # besides checkpoints and their sidecars
+
+
+class RunFolderLock:
+    """Context manager: an exclusive lock on `folder` (created if missing) for one training run."""
+
+    def __init__(self, folder: str):
+        self.path = os.path.join(folder, LOCK_NAME)
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunFolderLock":
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise UserError(f"--output_path {os.path.dirname(self.path)} is in use by another training run "
+                                f"({holder}); wait for it to finish, stop it, or pick another --output_path") from err
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder deleted this file as it finished: lock the new one
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._fd is not None:
+            os.remove(self.path)  # still locked: a run that opened it meanwhile sees it gone and retries
+            os.close(self._fd)
+            self._fd = None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {info['pid']} on host {info['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not written its pid yet"
+
+
+def run_files(folder: str) -> list[str]:
+    """The names in `folder` that belong to a training run: checkpoints, sidecars, config.yaml, metrics.csv."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder)
+                  if n.endswith(".ckpt") or n.endswith(".ckpt" + SIDECAR_SUFFIX) or n in RUN_FILES)
+
+
+def refuse_used_folder(folder: str, overwrite: bool) -> list[str]:
+    """Refuse to start a new run in a folder holding another run; with `overwrite`, delete that run's
+    files (returned) instead. Call it while holding the folder's lock."""
+    names = run_files(folder)
+    if not names:
+        return []
+    if not overwrite:
+        ckpts = sum(n.endswith(".ckpt") for n in names)
+        others = [n for n in names if n in RUN_FILES]
+        what = ", ".join([f"{ckpts} checkpoint{'s' * (ckpts != 1)}"] * bool(ckpts) + others)
+        raise UserError(f"--output_path {folder} already holds a training run ({what}); continue it with "
+                        "--resume auto, pick another --output_path, or pass --overwrite true to delete it")
+    for name in names:
+        remove_if_present(os.path.join(folder, name))
+    return names
