@@ -65,7 +65,7 @@ def test_fast_conv_export_only_on_request(tiny_ckpt, tmp_path):
 
 @pytest.mark.parametrize("flags, match", [
     (["--file_format", "AIR"], "AIR export needs an Ascend device"),
-    (["--file_format", "TFLITE"], "not supported"),
+    (["--file_format", "TFLITE"], "--file_format must be one of MINDIR | AIR | ONNX, got 'TFLITE'"),
     (["--file_format", "AIR", "--device_target", "Ascend"], "not available in this MindSpore"),
     (["--class_num", "7"], "fc.weight has shape"),
     (["--stem_type", "imagenet"], "stem.conv.weight has shape"),
