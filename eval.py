@@ -14,6 +14,7 @@ from src.utils.errors import run_cli
 def main() -> int:
     cfg = load_config(description=__doc__.splitlines()[0])
     check_device_choices(cfg)
+    # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.evaluation.eval_checkpoints import evaluate_checkpoints
 
     return evaluate_checkpoints(cfg, set_up_device(cfg.device_target, cfg.device_id))

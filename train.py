@@ -13,6 +13,7 @@ from src.utils.errors import run_cli
 def main() -> int:
     cfg = load_config(description=__doc__.splitlines()[0])
     check_device_choices(cfg)
+    # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.training.trainer import train
 
     train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute))

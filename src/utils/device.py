@@ -57,7 +57,7 @@ def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool =
         run_distribute: call `mindspore.communication.init()` (HCCL, NCCL or MCCL on CPU) and set
             DATA_PARALLEL with averaged gradients.
     """
-    import mindspore as ms
+    import mindspore as ms  # here, not at the top: entry points import this module before MindSpore loads
 
     quiet_mindspore_exit()
     if device_target not in DEVICE_TARGETS:
