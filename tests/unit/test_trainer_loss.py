@@ -4,7 +4,6 @@ One real epoch of the tiny network with every learning rate 0 (the weights never
 logged epoch loss is recomputed from the network's own logits on the same batches.
 """
 import csv
-import os
 
 import mindspore as ms
 import numpy as np
