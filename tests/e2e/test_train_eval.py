@@ -111,7 +111,7 @@ def test_eval_folder_reports_a_table_the_best_and_a_corrupt_file(straight_run, d
         for suffix in ("", ".json"):
             shutil.copy(os.path.join(straight, f"sknet_tiny-{epoch}_{STEPS}.ckpt{suffix}"),
                         os.path.join(folder, f"sknet_tiny-{epoch * 5}_{STEPS}.ckpt{suffix}"))  # epochs 5, 10
-    broken = os.path.join(folder, "sknet_tiny-7_5.ckpt")
+    broken = os.path.join(folder, f"sknet_tiny-7_{STEPS}.ckpt")
     with open(os.path.join(folder, f"sknet_tiny-10_{STEPS}.ckpt"), "rb") as handle:
         raw = handle.read()
     with open(broken, "wb") as handle:
@@ -123,8 +123,8 @@ def test_eval_folder_reports_a_table_the_best_and_a_corrupt_file(straight_run, d
     out = proc.stdout
     order = [out.index(f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (5, 7, 10)]
     assert order == sorted(order), "natural order: 5, 7, 10"
-    assert "sknet_tiny-7_5.ckpt is corrupt or truncated" in out and "FAILED" in out
-    assert "1 of 3 checkpoints could not be evaluated: sknet_tiny-7_5.ckpt" in out
+    assert f"sknet_tiny-7_{STEPS}.ckpt is corrupt or truncated" in out and "FAILED" in out
+    assert f"1 of 3 checkpoints could not be evaluated: sknet_tiny-7_{STEPS}.ckpt" in out
     results = json.load(open(result_json))
     assert [os.path.basename(r["checkpoint"]) for r in results["results"]] == [f"sknet_tiny-5_{STEPS}.ckpt",
                                                                                f"sknet_tiny-10_{STEPS}.ckpt"]
