@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import benchmark
+from benchmark import METRICS
 from tests.helpers import REPO_ROOT
 
 def run_benchmark(*flags: str) -> subprocess.CompletedProcess:
@@ -22,8 +23,9 @@ def test_benchmark_measures_both_implementations():
     proc = run_benchmark("--arch", "sknet_tiny", "--image_size", "16", "--batch_size", "2", "--warmup", "0",
                          "--steps", "1", "--conv_impl", "native,fast")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| metric | native | fast | fast / native |" in proc.stdout, proc.stdout
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
-    assert len(rows) == 8, proc.stdout
+    assert [row.strip("|").split("|")[0].strip() for row in rows] == [label for _, label, _ in METRICS], proc.stdout
     for row in rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert len(cells) == 4, row

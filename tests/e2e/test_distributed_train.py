@@ -66,8 +66,9 @@ def test_two_cpu_ranks_train_agree_and_resume(data_path, tmp_path):
     assert sorted(os.listdir(first_logs)) == ["scheduler.log", "worker_0.log", "worker_1.log"]
     ranks = [rank_lines(first_logs, rank) for rank in (0, 1)]
     for lines in ranks:
-        # Each rank trains on its half: 40 of the 80 images, 5 steps of 8 (that the shards are
-        # disjoint is tests/test_dataset.py::test_shards_are_disjoint_and_cover_the_set).
+        # Each rank trains on its half: 40 of the 80 images, 5 steps of 8. The step count alone would
+        # also hold if both ranks read the same half; that each rank of a run reads its own shard is
+        # tests/unit/test_build.py::test_each_rank_of_a_run_trains_on_its_own_shard.
         assert any("on CPU x2: 1 epochs of 5 steps, batch 8 per device" in line for line in lines), lines
     # Averaged gradients keep the ranks' trainable weights bit-identical.
     assert fingerprint(ranks[0]) == fingerprint(ranks[1])

@@ -15,7 +15,9 @@ import warnings
 import numpy as np
 import pytest
 
+from src.training.build import learning_rates
 from src.utils.checkpoint_file import list_checkpoints, load_checkpoint_file, read_sidecar, sidecar_path
+from src.utils.config import load_config
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
 from tests.helpers.processes import run_entry, start_entry
@@ -229,4 +231,14 @@ def test_sigterm_saves_at_the_current_step_and_resume_finishes_the_epoch(resumed
     assert f"resumed {stopped.group(2)}" in resumed.stdout
     # Only the rest of epoch 2 was trained: the step count is that of an uninterrupted run.
     assert f"done: 2 epochs, {2 * STEPS} steps" in resumed.stdout
+    # ...and each of those steps had the LR of the same step of an uninterrupted run (the schedule
+    # continues at the global step, not at the start of the epoch).
+    logged = {int(s): float(lr) for s, lr in
+              re.findall(rf"^epoch 2/2 step (\d+)/{STEPS} \| loss \S+ \| lr (\S+) \|", resumed.stdout, re.M)}
+    assert sorted(logged) == list(range(step + 1, STEPS)), resumed.stdout
+    # The epoch's last step is reported by the end-of-epoch line.
+    logged[STEPS] = float(re.search(r"^epoch 2/2 \| loss \S+ \| lr (\S+) \|", resumed.stdout, re.M).group(1))
+    schedule = learning_rates(load_config(train_args(data, out, "--epoch_size", "2")), 1, STEPS, 0)
+    for s, lr in logged.items():
+        assert lr == pytest.approx(schedule[STEPS + s - 1], abs=1e-6), f"epoch 2 step {s}"
     assert read_sidecar(str(out / CKPT_2))["global_step"] == 2 * STEPS

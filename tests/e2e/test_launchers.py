@@ -311,6 +311,17 @@ def test_standalone_and_eval_run_in_the_foreground_with_a_log(data_root, tmp_pat
         assert f"--checkpoint_path {os.path.realpath(data_root)} --device_target CPU --device_id 0" in handle.read()
 
 
+@pytest.mark.parametrize("script, args", [("run_standalone_train.sh", ["{data}"]),
+                                          ("run_eval.sh", ["{data}", "{data}"])])
+@pytest.mark.parametrize("code", [1, 3])
+def test_a_failing_job_fails_the_launcher_with_its_exit_code(script, args, code, data_root, tmp_path):
+    env = fake_tool_env(str(tmp_path / "bin"), python=f'echo "ARGS $*"; exit {code}')
+    env.update(LOG_DIR=str(tmp_path / "logs"), DEVICE_TARGET="CPU")
+    result = run_script(script, [arg.format(data=data_root) for arg in args], env=env)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "ARGS " in result.stdout
+
+
 def interrupt_like_ctrl_c(args: list[str], env: dict[str, str], ready) -> subprocess.CompletedProcess:
     """Start a launcher in its own process group, wait until `ready()`, then SIGINT the group."""
     launcher = subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), *args],

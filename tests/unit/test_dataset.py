@@ -9,7 +9,7 @@ import pytest
 from tests.helpers.cifar_data import synthetic_images, write_cifar_layout
 from src.data.cifar10_files import (EVAL_DIR, RECORD_BYTES, TRAIN_DIR, read_cifar10_bin, resolve_split_files,
                                     write_cifar10_bin)
-from src.data.pipeline import create_dataset, default_workers
+from src.data.pipeline import create_dataset, default_workers, shard_indices
 from src.utils.errors import UserError
 from tests.helpers import REPO_ROOT
 
@@ -144,3 +144,13 @@ def test_shards_are_disjoint_and_cover_the_set(official, split, ranks):
 def test_worker_count_fits_the_machine():
     assert default_workers(3) == 3
     assert 1 <= default_workers(0) <= min(4, os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("count, rank_size, equal, expected", [
+    (10, 3, True, [[0, 3, 6], [1, 4, 7], [2, 5, 8]]),          # training: record 9 left out, equal shards
+    (10, 3, False, [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]),      # eval: every record kept
+    (8, 2, True, [[0, 2, 4, 6], [1, 3, 5, 7]]),
+    (5, 1, True, [[0, 1, 2, 3, 4]]),
+])
+def test_shard_of_rank_r_of_n(count, rank_size, equal, expected):
+    assert [shard_indices(count, rank, rank_size, equal).tolist() for rank in range(rank_size)] == expected

@@ -30,6 +30,32 @@ def test_mode_shapes_in_the_middle_of_decay():
     assert len(np.unique(steps[50:])) == 4
 
 
+def _first_step_past(fraction):
+    """The first step whose decay progress (steps after warmup / 849) reaches `fraction`."""
+    return 50 + int(np.ceil(fraction * 849))
+
+
+def test_steps_mode_drops_geometrically_at_30_60_and_80_percent_of_the_decay():
+    lr = get_lr(**ARGS, lr_decay_mode="steps")
+    levels = [0.1 * (1e-5 / 0.1) ** (k / 3) for k in range(4)]  # 0.1, 4.64e-3, 2.15e-4, 1e-5
+    edges = [50] + [_first_step_past(f) for f in (0.3, 0.6, 0.8)] + [900]
+    assert edges == [50, 305, 560, 730, 900]
+    for level, start, end in zip(levels, edges, edges[1:]):
+        np.testing.assert_allclose(lr[start:end], level, rtol=1e-6, err_msg=f"steps {start}..{end - 1}")
+
+
+@pytest.mark.parametrize("mode, second, second_to_last", [
+    ("poly", 1e-5 + (0.1 - 1e-5) * (1 - 1 / 849) ** 2, 1e-5 + (0.1 - 1e-5) * (1 / 849) ** 2),
+    ("cosine", 1e-5 + (0.1 - 1e-5) * (1 + np.cos(np.pi / 849)) / 2, 1e-5 + (0.1 - 1e-5) * (1 - np.cos(np.pi / 849)) / 2),
+    ("linear", 0.1 + (1e-5 - 0.1) / 849, 1e-5 + (0.1 - 1e-5) / 849),
+])
+def test_decay_values_next_to_its_ends(mode, second, second_to_last):
+    lr = get_lr(**ARGS, lr_decay_mode=mode)
+    assert lr[50] == pytest.approx(0.1, rel=1e-6) and lr[-1] == pytest.approx(1e-5, rel=1e-6)
+    assert lr[51] == pytest.approx(second, rel=1e-6)
+    assert lr[-2] == pytest.approx(second_to_last, rel=1e-6)
+
+
 def test_start_step_continues_the_schedule():
     full = get_lr(**ARGS)
     np.testing.assert_array_equal(get_lr(**ARGS, start_step=123), full[123:])

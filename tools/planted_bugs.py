@@ -1,0 +1,98 @@
+"""The bugs that tools/plant_bugs.py plants, one at a time, each with the tests aimed at it.
+
+Each entry: a name, a file, the exact text to replace (it must occur exactly once), its
+replacement, and the pytest arguments that should catch it. Keep the list growing with the code:
+when you add a feature, add the bugs a careless change to it would bring, and the tests that catch
+them. The first nine are the ones issue 17 found passing the whole suite.
+"""
+from typing import NamedTuple
+
+
+class Bug(NamedTuple):
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+LR = "src/training/lr_schedule.py"
+BUILD = "src/training/build.py"
+TRAINER = "src/training/trainer.py"
+CHECKPOINTS = "src/training/checkpoint_manager.py"
+EVAL = "src/evaluation/eval_checkpoints.py"
+METRICS = "src/evaluation/metrics.py"
+PIPELINE = "src/data/pipeline.py"
+
+LR_TESTS = ("tests/unit/test_lr_schedule.py",)
+BUILD_TESTS = ("tests/unit/test_build.py",)
+PRUNE_TESTS = ("tests/unit/test_checkpoint_manager.py",)
+METRICS_TESTS = ("tests/unit/test_metrics.py",)
+LAUNCHER_TESTS = ("tests/e2e/test_launchers.py", "-k", "failing_job or foreground")
+TRAIN_RUN_TESTS = ("tests/e2e/test_train_eval.py", "-k", "writes_checkpoints")
+
+BUGS = [
+    # --- the nine of issue 17 ---
+    Bug("steps-mode milestones at 90% instead of 80%", LR,
+        "STEP_MILESTONES = (0.3, 0.6, 0.8)", "STEP_MILESTONES = (0.3, 0.6, 0.9)", LR_TESTS),
+    Bug("biases dropped from the no-weight-decay group", BUILD,
+        'NO_DECAY_SUFFIXES = (".gamma", ".beta", ".bias")', 'NO_DECAY_SUFFIXES = (".gamma", ".beta")', BUILD_TESTS),
+    Bug("training loss built without label smoothing", TRAINER,
+        "CrossEntropySmooth(cfg.label_smooth_factor, cfg.class_num)", "CrossEntropySmooth(0.0, cfg.class_num)",
+        ("tests/unit/test_trainer_loss.py",)),
+    Bug("mid-epoch resume takes the LR position from epoch * steps", TRAINER,
+        "self.steps_per_epoch, state.global_step)", "self.steps_per_epoch, state.epoch * self.steps_per_epoch)",
+        ("tests/e2e/test_faults.py", "-k", "sigterm_saves")),
+    Bug("pruning keeps K-1 checkpoints, the oldest ones", CHECKPOINTS,
+        "for _, path in sorted(runs)[:-keep]:", "for _, path in sorted(runs, reverse=True)[:len(runs) - keep + 1]:",
+        PRUNE_TESTS),
+    Bug("eval calls the lowest top-1 the best", EVAL,
+        "max(scored, key=lambda o: o.result.top1)", "min(scored, key=lambda o: o.result.top1)", METRICS_TESTS),
+    Bug("run_standalone_train.sh swallows train.py's exit code", "scripts/run_standalone_train.sh",
+        '"${TRAIN_FLAGS[@]}" || code=$?', '"${TRAIN_FLAGS[@]}" || true', LAUNCHER_TESTS),
+    Bug("top-1 is the least likely class", METRICS,
+        "return top_k[:, 0], top_k[:, 0] == labels,",
+        "return logits.argmin(axis=1), logits.argmin(axis=1) == labels,", METRICS_TESTS),
+    Bug("every distributed rank reads rank 0's shard", BUILD,
+        "rank_id=place.rank_id, rank_size=place.rank_size", "rank_id=0, rank_size=place.rank_size", BUILD_TESTS),
+    # --- a fresh set in the same files ---
+    Bug("warmup one step ahead", LR,
+        "(lr_max - lr_init) * steps[:warmup_steps] / warmup_steps",
+        "(lr_max - lr_init) * (steps[:warmup_steps] + 1) / warmup_steps", LR_TESTS),
+    Bug("cosine decay over half a period", LR,
+        "np.cos(math.pi * progress)", "np.cos(0.5 * math.pi * progress)", LR_TESTS),
+    Bug("poly decay ignores poly_power", LR,
+        "(1.0 - progress) ** poly_power", "(1.0 - progress)", LR_TESTS),
+    Bug("steps mode drops one level too few", LR,
+        "ratio ** (drops / len(STEP_MILESTONES))", "ratio ** (drops / (len(STEP_MILESTONES) + 1))", LR_TESTS),
+    Bug("BatchNorm scale gets weight decay", BUILD,
+        'NO_DECAY_SUFFIXES = (".gamma", ".beta", ".bias")', 'NO_DECAY_SUFFIXES = (".beta", ".bias")', BUILD_TESTS),
+    Bug("LR always scaled by the device count", BUILD,
+        "scale = rank_size if cfg.lr_scale_with_devices else 1", "scale = rank_size", LR_TESTS),
+    Bug("pruning orders checkpoints by file name", CHECKPOINTS,
+        'runs.append((meta["global_step"], path))', "runs.append((path, path))", PRUNE_TESTS),
+    Bug("pruning also counts (and deletes) best.ckpt and foreign files", CHECKPOINTS,
+        'if meta and meta.get("resumable"):\n                runs.append((meta["global_step"], path))',
+        'if meta:\n                runs.append((meta.get("global_step", 0), path))', PRUNE_TESTS),
+    Bug("top-5 is a top-4", METRICS, "k = min(k, logits.shape[1])", "k = min(k - 1, logits.shape[1])",
+        METRICS_TESTS),
+    Bug("eval loss divided by the batch count", METRICS,
+        "loss=loss_sum / total", "loss=loss_sum / len(predictions)", METRICS_TESTS),
+    Bug("the padding of a fixed-batch MindIR is kept", METRICS,
+        "np.asarray(predict(images), dtype=np.float32)[:count]", "np.asarray(predict(images), dtype=np.float32)",
+        METRICS_TESTS),
+    Bug("eval best is the last on a tie", EVAL,
+        "max(scored, key=lambda o: o.result.top1)", "max(reversed(scored), key=lambda o: o.result.top1)",
+        METRICS_TESTS),
+    Bug("training shards keep the remainder (ranks take different step counts)", PIPELINE,
+        "usable = count - count % rank_size if equal else count", "usable = count",
+        ("tests/unit/test_dataset.py", "-k", "shard")),
+    Bug("best.ckpt is replaced by a worse epoch", TRAINER,
+        "result.top1 > state.best_top1", "result.top1 < state.best_top1", TRAIN_RUN_TESTS),
+    Bug("every epoch restarts the LR schedule", TRAINER,
+        "lr[state.global_step - first_step:])", "lr)", TRAIN_RUN_TESTS),
+    Bug("run_eval.sh swallows eval.py's exit code", "scripts/run_eval.sh",
+        "|| code=$?", "|| true", LAUNCHER_TESTS),
+    Bug("label smoothing ignored by the loss itself", "src/training/loss.py",
+        "label_smoothing=smooth_factor", "label_smoothing=0.0", ("tests/unit/test_loss.py",)),
+]
