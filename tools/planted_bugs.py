@@ -71,8 +71,9 @@ BUGS = [
         "scale = rank_size if cfg.lr_scale_with_devices else 1", "scale = rank_size", LR_TESTS),
     Bug("pruning orders checkpoints by file name", CHECKPOINTS,
         'runs.append((meta["global_step"], path))', "runs.append((path, path))", PRUNE_TESTS),
-    Bug("pruning also counts (and deletes) best.ckpt and foreign files", CHECKPOINTS,
-        'if meta and meta.get("resumable"):\n                runs.append((meta["global_step"], path))',
+    Bug("pruning also counts (and deletes) checkpoints that are not training checkpoints", CHECKPOINTS,
+        'if meta and meta.get("resumable") and isinstance(meta.get("global_step"), int):\n'
+        '                runs.append((meta["global_step"], path))',
         'if meta:\n                runs.append((meta.get("global_step", 0), path))', PRUNE_TESTS),
     Bug("top-5 is a top-4", METRICS, "k = min(k, logits.shape[1])", "k = min(k - 1, logits.shape[1])",
         METRICS_TESTS),
