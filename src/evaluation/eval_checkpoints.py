@@ -6,6 +6,7 @@ import mindspore as ms
 
 from src.data.pipeline import create_dataset
 from src.evaluation.metrics import EvalResult, evaluate
+from src.evaluation.per_class import per_class_table
 from src.sknet50 import create_model
 from src.utils.atomic_file import write_json_atomic
 from src.utils.checkpoint_file import list_checkpoints, load_weights
@@ -103,8 +104,15 @@ class CheckpointEvaluator:
                 continue
             print(f"{os.path.basename(path)}: top1 {result.top1:.2%} | top5 {result.top5:.2%} | "
                   f"loss {result.loss:.4f} | {result.images} images", flush=True)
+            print(original_result_line(path, result), flush=True)
             outcomes.append(Outcome(path, result=result))
         return outcomes
+
+
+def original_result_line(path: str, result: EvalResult) -> str:
+    """The original model zoo's eval line, for scripts that parse it."""
+    metrics = {"top_1_accuracy": result.top1, "top_5_accuracy": result.top5, "loss": result.loss}
+    return f"result: {metrics} ckpt= {path}"
 
 
 def best_outcome(outcomes: list[Outcome]) -> Outcome | None:
@@ -147,6 +155,10 @@ def evaluate_checkpoints(cfg: Config, placement: Placement) -> int:
     outcomes = CheckpointEvaluator(cfg, placement).run(targets, stop_on_error=not is_folder)
     if is_folder:
         print_table(outcomes)
+    best = best_outcome(outcomes)
+    if best is not None:
+        print(f"\nper-class accuracy of {os.path.basename(best.path)}:\n{per_class_table(best.result.confusion)}",
+              flush=True)
     if cfg.result_json:
         write_results(cfg.result_json, outcomes)
         print(f"results written to {cfg.result_json}", flush=True)
