@@ -15,6 +15,7 @@ from src.training.build import (build_datasets, build_network, build_optimizer, 
                                 effective_loss_scale, learning_rates, load_pre_trained, output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
 from src.training.loss import CrossEntropySmooth
+from src.training.plot import PNG_NAME, plot_metrics
 from src.training.stop_signals import StopRequest, TrainingInterrupted
 from src.training.train_log import MetricsCSV, TrainLog
 from src.training.train_step import StepResult, TrainStep, check_finite, check_loss_scale_type
@@ -38,6 +39,7 @@ class Trainer:
         self.checkpoints = CheckpointManager(cfg, self.output, self.amp_level)
         self.checkpoints.loss_scale = effective_loss_scale(cfg, self.amp_level)
         self.prefix = f"[rank {placement.rank_id}] " if placement.rank_size > 1 else ""
+        self._curves_off = False
 
     def say(self, text: str) -> None:
         print(f"{self.prefix}{text}", flush=True)
@@ -157,8 +159,19 @@ class Trainer:
             self.metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                 top1=None if result is None else f"{result.top1:.6f}",
                                 top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
+            self._draw_curves()
         if self.stop.signum and epoch < cfg.epoch_size:
             self._stop(state, f"the end of epoch {epoch}", saved=saved)
+
+    def _draw_curves(self) -> None:
+        """Redraw metrics.png from metrics.csv; without matplotlib, say so once and train on."""
+        if self._curves_off:
+            return
+        try:
+            plot_metrics(self.metrics.path, os.path.join(self.output, PNG_NAME))
+        except UserError as err:
+            self._curves_off = True
+            self.say(f"warning: {err}; training goes on without {PNG_NAME}")
 
     def _maybe_evaluate(self, epoch: int, state: RunState) -> EvalResult | None:
         if self.eval_data is None or epoch % self.cfg.eval_interval:
