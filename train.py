@@ -14,7 +14,7 @@ def main() -> int:
     cfg = load_config(description=__doc__.splitlines()[0])
     from src.training.trainer import train
 
-    train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute))
+    train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute, cfg.deterministic))
     return 0
 
 
