@@ -4,9 +4,13 @@ After every optimizer step, each average moves towards the network's value:
     average = decay_t * average + (1 - decay_t) * value,   decay_t = min(decay, (1 + t) / (10 + t))
 with t the number of steps so far: the warm-up of timm's `ModelEmaV2`/mindcv, so that the early,
 random weights are forgotten quickly. The averages are parameters named `ema.<name>`; training
-checkpoints hold them, so `--resume` continues the average exactly. In a distributed run the
-trainable weights are identical on every rank, and the BN statistics (each rank's own batches) are
-averaged over the ranks before they enter the EMA, so every rank keeps the same EMA.
+checkpoints hold them, so `--resume` continues the average exactly.
+
+In a distributed run the trainable weights, and so their averages, are identical on every rank. The
+BN statistics are each rank's own (its batches), and so are their averages; rank 0's are the ones
+saved and evaluated, as for the BN statistics themselves, and a resumed run starts every rank from
+them. (Averaging the statistics over the ranks with an AllReduce in this separate update graph made
+MindSpore 2.10's CPU workers crash with SIGSEGV, so it is not done.)
 """
 import mindspore as ms
 import numpy as np
@@ -33,42 +37,28 @@ def _move(decay, average, value):
     return ops.assign(average, average * decay + value * (1.0 - decay))
 
 
-def _mean_over_ranks(all_reduce, rank_size, value):
-    return all_reduce(value) / rank_size
-
-
 class _Update(nn.Cell):
-    """One EMA update in graph mode; with `rank_size` > 1 the statistics are averaged over the ranks."""
+    """One EMA update of every average, in graph mode."""
 
-    def __init__(self, weights, statistics, averages_of_weights, averages_of_statistics, rank_size: int):
+    def __init__(self, params, averages):
         super().__init__()
-        self.weights, self.statistics = ParameterTuple(weights), ParameterTuple(statistics)
-        self.weight_averages = ParameterTuple(averages_of_weights)
-        self.statistic_averages = ParameterTuple(averages_of_statistics)
+        self.params, self.averages = ParameterTuple(params), ParameterTuple(averages)
         self.map = ops.HyperMap()
-        self.rank_size = rank_size
-        self.all_reduce = ops.AllReduce() if rank_size > 1 else None
 
     def construct(self, decay):
-        moved = self.map(ops.partial(_move, decay), self.weight_averages, self.weights)
-        statistics = self.statistics
-        if self.all_reduce is not None:
-            statistics = self.map(ops.partial(_mean_over_ranks, self.all_reduce, self.rank_size), statistics)
-        return ops.depend(self.map(ops.partial(_move, decay), self.statistic_averages, statistics), moved)
+        return self.map(ops.partial(_move, decay), self.averages, self.params)
 
 
 class WeightsEMA:
     """The EMA of every parameter of `net` (trainable weights and BN statistics), starting at its values."""
 
-    def __init__(self, net: nn.Cell, decay: float, rank_size: int = 1):
+    def __init__(self, net: nn.Cell, decay: float):
         check_ema_decay(decay)
         self.decay = decay
         params = list(net.get_parameters())
         self.averages = ParameterTuple(params).clone(prefix=EMA_PREFIX.rstrip("."), init="same")
-        trainable = [index for index, p in enumerate(params) if p.requires_grad]
-        other = [index for index, p in enumerate(params) if not p.requires_grad]
-        self._update = _Update([params[i] for i in trainable], [params[i] for i in other],
-                               [self.averages[i] for i in trainable], [self.averages[i] for i in other], rank_size)
+        self._trainable = [average for average, p in zip(self.averages, params) if p.requires_grad]
+        self._update = _Update(params, self.averages)
 
     def update(self, steps: int) -> None:
         """Move the averages after an optimizer step; `steps` = the optimizer steps done before it."""
@@ -97,5 +87,5 @@ class WeightsEMA:
         return net
 
     def fingerprint(self) -> str:
-        """Digest of every average (statistics included): ranks must agree."""
-        return digest_arrays((average.name, average.asnumpy()) for average in self.averages)
+        """Digest of the averages of the trainable weights (not of the BN statistics): ranks must agree."""
+        return digest_arrays((average.name, average.asnumpy()) for average in self._trainable)

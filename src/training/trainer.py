@@ -184,7 +184,7 @@ class Trainer:
         """With --ema_decay: the EMA starts at the starting weights, or continues the resumed checkpoint's."""
         if not self.cfg.ema_decay:
             return
-        self.ema = WeightsEMA(self.net, self.cfg.ema_decay, self.placement.rank_size)
+        self.ema = WeightsEMA(self.net, self.cfg.ema_decay)
         if resumed_from and not self.ema.restore(saved):
             self.say(f"warning: {resumed_from} holds no EMA (trained without --ema_decay); the EMA starts from its "
                      "weights")
