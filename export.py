@@ -3,7 +3,8 @@
     python export.py --ckpt_file sknet50.ckpt --file_name sknet50 --file_format MINDIR --batch_size 1
 
 The variant (arch, stem_type, class_num) and the input size (image_size) come from the config
-and its flags; a checkpoint that does not fit them is an error. After exporting, the file is
+and its flags; a checkpoint that does not fit them is an error. `--use_ema true` exports the EMA
+weights of a training checkpoint of a run with --ema_decay. After exporting, the file is
 reloaded (MINDIR with MindSpore, ONNX with onnxruntime when installed) and run on a sample
 batch, and the largest difference to the network's output is printed.
 """
@@ -18,7 +19,7 @@ from mindspore import nn  # noqa: E402
 
 from src.sknet50 import create_model  # noqa: E402
 from src.utils.atomic_file import atomic_path  # noqa: E402
-from src.utils.checkpoint_file import load_weights  # noqa: E402
+from src.utils.checkpoint_file import load_weights, weights_kind  # noqa: E402
 from src.utils.config import load_config  # noqa: E402
 from src.utils.errors import UserError, run_cli  # noqa: E402
 
@@ -55,7 +56,8 @@ def build_network(cfg):
                         "mapping there); export with --conv_impl native (the default, auto)")
     net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type,
                        conv_impl=resolve_conv_impl(conv_impl, cfg.device_target))
-    load_weights(net, cfg.ckpt_file, f"checkpoint {cfg.ckpt_file}")
+    meta, _, _ = load_weights(net, cfg.ckpt_file, f"checkpoint {cfg.ckpt_file}", use_ema=cfg.use_ema)
+    print(f"exporting the {weights_kind(meta, cfg.use_ema)} weights of {cfg.ckpt_file}")
     net.set_train(False)
     return net
 

@@ -5,7 +5,8 @@
 Reads preprocess.py's meta.json next to the labels (batch size, image count, class names, file
 names), so nothing is hard-coded. Each input `images/batch_00000.bin` has its result in
 `RESULT/batch_00000_0.bin` (float32 logits, batch x classes). The accuracy line is printed and
-written to `acc.log` next to the result folder.
+written to `acc.log` next to the result folder; the per-class table is printed, and the metrics with
+the `confusion_matrix` (rows = true class) go to `acc.json` there, or to `--result_json` when given.
 """
 import json
 import os
@@ -13,8 +14,9 @@ import sys
 
 import numpy as np
 
-from src.evaluation.metrics import top_k_hits
-from src.utils.atomic_file import write_atomic
+from src.evaluation.metrics import confusion_matrix, top_k_hits
+from src.evaluation.per_class import per_class_table
+from src.utils.atomic_file import write_atomic, write_json_atomic
 from src.utils.config import load_config
 from src.utils.errors import UserError, run_cli
 
@@ -75,6 +77,14 @@ def read_logits(result_path: str, meta: dict) -> np.ndarray:
     return np.concatenate(batches)[:meta["image_count"]]
 
 
+def result_record(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """The metrics eval.py writes to --result_json for one checkpoint, for the offline results."""
+    predicted, hit1, hit5 = top_k_hits(logits, labels)
+    return {"top1": float(hit1.mean()), "top5": float(hit5.mean()), "images": len(labels),
+            "predictions": [int(p) for p in predicted],
+            "confusion_matrix": confusion_matrix(labels, predicted, logits.shape[1]).tolist()}
+
+
 def accuracy_line(logits: np.ndarray, labels: np.ndarray) -> str:
     """"top-1 accuracy: ..., top-5 accuracy: ..." with the counts (top-k is capped at the class count)."""
     k = min(5, logits.shape[1])
@@ -90,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"result folder {cfg.result_path} does not exist; pass the 310 app's --result_path")
     meta = read_meta(cfg.label_path)
     labels = read_labels(cfg.label_path, meta["image_count"])
-    line = accuracy_line(read_logits(cfg.result_path, meta), labels)
+    logits = read_logits(cfg.result_path, meta)
+    line = accuracy_line(logits, labels)
     print(line)
-    write_atomic(os.path.join(os.path.dirname(os.path.abspath(cfg.result_path)), "acc.log"), line + "\n")
+    folder = os.path.dirname(os.path.abspath(cfg.result_path))
+    write_atomic(os.path.join(folder, "acc.log"), line + "\n")
+    record = result_record(logits, labels)
+    print(per_class_table(record["confusion_matrix"], list(meta["class_names"])))
+    write_json_atomic(cfg.result_json or os.path.join(folder, "acc.json"),
+                      {**record, "class_names": meta["class_names"], "result_path": os.path.abspath(cfg.result_path)})
     return 0
 
 

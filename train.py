@@ -16,7 +16,7 @@ def main() -> int:
     # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.training.trainer import train
 
-    train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute))
+    train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute, cfg.deterministic))
     return 0
 
 

@@ -5,6 +5,7 @@ import mindspore.dataset as ds
 import numpy as np
 from mindspore.dataset import vision
 
+from src.data.augment import auto_augment_ops, check_augment_settings, cutout_ops
 from src.data.cifar10_files import read_cifar10_bin, resolve_split_files
 
 # The normalisation constants of the original model-zoo implementation (per channel, on [0, 1] pixels).
@@ -48,12 +49,14 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
                    eval_data_path: str | None = None, shuffle: bool | None = None,
                    augment: bool | None = None, rank_id: int = 0, rank_size: int = 1,
                    num_parallel_workers: int = 0, seed: int = 1, drop_remainder: bool | None = None,
-                   class_num: int = 10):
+                   class_num: int = 10, auto_augment: str = "none", cutout: int = 0):
     """A batched MindSpore dataset of (float32 NCHW image, int32 label).
 
     Train: random crop 32 with 4-pixel padding and horizontal flip (when `augment`), resize to
     `image_size`, rescale to [0, 1], normalise with the CIFAR-10 mean/std, HWC->CHW; shuffled,
     remainder dropped, sharded by `rank_id`/`rank_size`.
+    Train, whatever `augment` says: AutoAugment (`auto_augment`, after the flip) and Cutout (`cutout`
+    pixels of the 32x32 image, after normalisation) when set; see `src.data.augment`.
     Eval: the same without augmentation, in file order, every image kept (no dropped remainder).
     With `rank_size` > 1 each rank reads its own disjoint shard (see `shard_indices`).
     """
@@ -61,6 +64,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     shuffle = is_train if shuffle is None else shuffle
     augment = is_train if augment is None else augment
     drop_remainder = is_train if drop_remainder is None else drop_remainder
+    check_augment_settings(auto_augment, cutout)
     images, labels = read_cifar10_bin(resolve_split_files(data_path, split, eval_data_path), class_num)
     if rank_size > 1:
         shard = shard_indices(len(labels), rank_id, rank_size, equal=is_train)
@@ -72,9 +76,11 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     transforms = []
     if augment:
         transforms += [vision.RandomCrop((32, 32), (4, 4, 4, 4)), vision.RandomHorizontalFlip(prob=0.5)]
+    if is_train:
+        transforms += auto_augment_ops(auto_augment)
     if image_size != 32:
         transforms.append(vision.Resize((image_size, image_size)))
     transforms += [vision.Rescale(1.0 / 255.0, 0.0), vision.Normalize(CIFAR10_MEAN, CIFAR10_STD),
-                   vision.HWC2CHW()]
+                   *(cutout_ops(cutout, image_size) if is_train else []), vision.HWC2CHW()]
     dataset = dataset.map(transforms, input_columns="image", num_parallel_workers=workers)
     return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers)

@@ -6,9 +6,10 @@ import mindspore as ms
 
 from src.data.pipeline import create_dataset
 from src.evaluation.metrics import EvalResult, evaluate
+from src.evaluation.per_class import per_class_table
 from src.sknet50 import create_model
 from src.utils.atomic_file import write_json_atomic
-from src.utils.checkpoint_file import list_checkpoints, load_weights
+from src.utils.checkpoint_file import list_checkpoints, load_weights, weights_kind
 from src.utils.config import Config
 from src.utils.device import Placement, resolve_amp_level, resolve_conv_impl
 from src.utils.errors import UserError
@@ -24,6 +25,7 @@ class Outcome:
     path: str
     result: EvalResult | None = None
     error: str | None = None
+    weights: str = "trained"  # "EMA" when the EMA weights were evaluated (--use_ema, or an EMA best.ckpt)
 
 
 def find_targets(path: str | None) -> list[str]:
@@ -74,13 +76,17 @@ class CheckpointEvaluator:
                       f"{getattr(self.cfg, key)!r}; pass --config_path with the run's config.yaml to match",
                       flush=True)
 
-    def evaluate_checkpoint(self, path: str, dataset) -> EvalResult:
+    def evaluate_checkpoint(self, path: str, dataset) -> tuple[EvalResult, str]:
+        """(metrics, "EMA" or "trained": the weights that were evaluated)."""
         net = self._network()
-        meta, _, _ = load_weights(net, path)
+        meta, _, _ = load_weights(net, path, use_ema=self.cfg.use_ema)
         self._warn_on_other_settings(path, meta)
-        return evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), dataset)
+        return evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), dataset), weights_kind(meta, self.cfg.use_ema)
 
     def evaluate_mindir(self, path: str) -> EvalResult:
+        if self.cfg.use_ema:
+            raise UserError(f"--use_ema does not apply to {path}: a MINDIR holds the weights it was exported with "
+                            "(export.py --use_ema true exports the EMA)")
         shape = mindir_input_shape(path)
         if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
             raise UserError(f"{path} takes input of shape {list(shape)}, not square NCHW RGB images; "
@@ -96,12 +102,13 @@ class CheckpointEvaluator:
         outcomes = []
         dataset = None
         for path in targets:
+            weights = "exported"
             try:
                 if path.endswith(".mindir"):
                     result = self.evaluate_mindir(path)
                 else:
                     dataset = dataset or self._dataset(self.cfg.eval_batch_size)
-                    result = self.evaluate_checkpoint(path, dataset)
+                    result, weights = self.evaluate_checkpoint(path, dataset)
             except UserError as err:
                 if stop_on_error:
                     raise
@@ -109,9 +116,16 @@ class CheckpointEvaluator:
                 outcomes.append(Outcome(path, error=str(err)))
                 continue
             print(f"{os.path.basename(path)}: top1 {result.top1:.2%} | top5 {result.top5:.2%} | "
-                  f"loss {result.loss:.4f} | {result.images} images", flush=True)
-            outcomes.append(Outcome(path, result=result))
+                  f"loss {result.loss:.4f} | {result.images} images | {weights} weights", flush=True)
+            print(original_result_line(path, result), flush=True)
+            outcomes.append(Outcome(path, result=result, weights=weights))
         return outcomes
+
+
+def original_result_line(path: str, result: EvalResult) -> str:
+    """The original model zoo's eval line, for scripts that parse it."""
+    metrics = {"top_1_accuracy": result.top1, "top_5_accuracy": result.top5, "loss": result.loss}
+    return f"result: {metrics} ckpt= {path}"
 
 
 def best_outcome(outcomes: list[Outcome]) -> Outcome | None:
@@ -138,7 +152,7 @@ def write_results(path: str, outcomes: list[Outcome]) -> None:
     """JSON with each checkpoint's metrics and per-image top-1 predictions (dataset order)."""
     best = best_outcome(outcomes)
     data = {
-        "results": [{"checkpoint": os.path.abspath(o.path), **o.result.to_dict()}
+        "results": [{"checkpoint": os.path.abspath(o.path), "weights": o.weights, **o.result.to_dict()}
                     for o in outcomes if o.result is not None],
         "failed": [{"checkpoint": os.path.abspath(o.path), "error": o.error} for o in outcomes if o.error],
         "best": None if best is None else {"checkpoint": os.path.abspath(best.path), "top1": best.result.top1},
@@ -165,6 +179,10 @@ def evaluate_checkpoints(cfg: Config, placement: Placement) -> int:
     outcomes = CheckpointEvaluator(cfg, placement).run(targets, stop_on_error=not is_folder)
     if is_folder:
         print_table(outcomes)
+    best = best_outcome(outcomes)
+    if best is not None:
+        print(f"\nper-class accuracy of {os.path.basename(best.path)}:\n{per_class_table(best.result.confusion)}",
+              flush=True)
     if cfg.result_json:
         write_results(cfg.result_json, outcomes)
         print(f"results written to {cfg.result_json}", flush=True)

@@ -7,15 +7,18 @@ import numpy as np
 
 @dataclass
 class EvalResult:
-    """Metrics over `images` images; `predictions` holds each image's top-1 class in dataset order."""
+    """Metrics over `images` images; `predictions` holds each image's top-1 class in dataset order,
+    `confusion[true][predicted]` counts the images (class_num x class_num, rows = true class)."""
     top1: float
     top5: float
     loss: float
     images: int
     predictions: list[int] = field(repr=False)
+    confusion: list[list[int]] = field(default_factory=list, repr=False)
 
     def to_dict(self, with_predictions: bool = True) -> dict:
-        data = {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images}
+        data = {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images,
+                "confusion_matrix": self.confusion}
         if with_predictions:
             data["predictions"] = self.predictions
         return data
@@ -27,6 +30,13 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return -log_probs[np.arange(len(labels)), labels]
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, class_num: int) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs: rows = true class, columns = prediction."""
+    matrix = np.zeros((class_num, class_num), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    return matrix
 
 
 def top_k_hits(logits: np.ndarray, labels: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,6 +58,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], dataset, fixed_batch: 
     correct1 = correct5 = 0
     loss_sum = 0.0
     predictions: list[np.ndarray] = []
+    confusion: np.ndarray | None = None
     for images, labels in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
         count = len(labels)
         if fixed_batch and count < fixed_batch:
@@ -59,8 +70,10 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], dataset, fixed_batch: 
         correct5 += int(hit5.sum())
         loss_sum += float(cross_entropy(logits, labels).sum())
         predictions.append(predicted)
+        batch_confusion = confusion_matrix(labels, predicted, logits.shape[1])
+        confusion = batch_confusion if confusion is None else confusion + batch_confusion
     total = sum(len(p) for p in predictions)
     if total == 0:
         raise ValueError("the evaluation set is empty")
     return EvalResult(top1=correct1 / total, top5=correct5 / total, loss=loss_sum / total, images=total,
-                      predictions=[int(p) for p in np.concatenate(predictions)])
+                      predictions=[int(p) for p in np.concatenate(predictions)], confusion=confusion.tolist())

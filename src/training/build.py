@@ -44,10 +44,13 @@ def build_datasets(cfg: Config, place: Placement, say) -> tuple[Any, Any]:
                             f"`python -m src.data.download {os.path.dirname(os.path.abspath(cfg.data_path))}` "
                             "first")
         say(download_for_training(cfg.data_path, cfg.download_url, cfg.download_md5, cfg.download_sha256))
+    # --deterministic: one data worker, so the seeded random ops always run in the same order.
+    workers = 1 if cfg.deterministic else cfg.num_parallel_workers
     common = dict(image_size=cfg.image_size, eval_data_path=cfg.eval_data_path,
-                  num_parallel_workers=cfg.num_parallel_workers, seed=cfg.seed, class_num=cfg.class_num)
+                  num_parallel_workers=workers, seed=cfg.seed, class_num=cfg.class_num)
     train = create_dataset(cfg.data_path, "train", cfg.batch_size, shuffle=cfg.shuffle, augment=cfg.augment,
-                           rank_id=place.rank_id, rank_size=place.rank_size, **common)
+                           rank_id=place.rank_id, rank_size=place.rank_size, auto_augment=cfg.auto_augment,
+                           cutout=cfg.cutout, **common)
     evaluation = None
     if place.is_main and cfg.eval_interval > 0:
         evaluation = create_dataset(cfg.data_path, "eval", cfg.eval_batch_size, **common)

@@ -15,7 +15,7 @@ from mindspore import nn
 
 from src.training.train_step import check_finite_weights
 from src.utils.atomic_file import TEMP_PREFIX, remove_if_present
-from src.utils.checkpoint_file import (MOMENT_PREFIX, SIDECAR_SUFFIX, CorruptCheckpoint, assign_parameters,
+from src.utils.checkpoint_file import (EMA_PREFIX, MOMENT_PREFIX, SIDECAR_SUFFIX, CorruptCheckpoint, assign_parameters,
                                        list_checkpoints, load_weights, read_sidecar, save_checkpoint_atomic,
                                        sidecar_path, verify_checkpoint)
 from src.utils.config import Config
@@ -49,13 +49,15 @@ class CheckpointManager:
                 "amp_level": self.amp_level, "arch": cfg.arch, "stem_type": cfg.stem_type,
                 "class_num": cfg.class_num, "image_size": cfg.image_size, "best_top1": state.best_top1, **extra}
 
-    def save(self, net: nn.Cell, optimizer: nn.Optimizer, state: RunState, steps_per_epoch: int) -> str:
-        """Write the training checkpoint of `state` (weights, momentum, run state); keep the newest K."""
+    def save(self, net: nn.Cell, optimizer: nn.Optimizer, state: RunState, steps_per_epoch: int,
+             extra_entries: list[dict] | None = None) -> str:
+        """Write the training checkpoint of `state` (weights, momentum, `extra_entries` such as the EMA,
+        run state); keep the newest K."""
         epoch, step = (state.epoch + 1, state.step_in_epoch) if state.step_in_epoch else (state.epoch, steps_per_epoch)
         path = os.path.join(self.folder, f"{self.cfg.arch}-{epoch}_{step}.ckpt")
         check_finite_weights(net.get_parameters(), f"epoch {epoch} step {step}/{steps_per_epoch}", self.last)
         entries = ([{"name": p.name, "data": p} for p in net.get_parameters()] +
-                   [{"name": m.name, "data": m} for m in optimizer.moments])
+                   [{"name": m.name, "data": m} for m in optimizer.moments] + list(extra_entries or []))
         try:
             save_checkpoint_atomic(entries, path, append_dict={"epoch_num": state.epoch, "step_num": state.global_step},
                                    metadata=self._metadata(state, resumable=True, step_in_epoch=state.step_in_epoch,
@@ -86,11 +88,11 @@ class CheckpointManager:
         for _, path in sorted(runs)[:-keep]:
             remove_checkpoint(path)
 
-    def save_best(self, net: nn.Cell, state: RunState, top1: float, top5: float) -> None:
-        """Write `best.ckpt` (weights only, with its accuracy in the sidecar)."""
+    def save_best(self, net: nn.Cell, state: RunState, top1: float, top5: float, weights: str = "trained") -> None:
+        """Write `best.ckpt` (weights only, with its accuracy and `weights`, "trained" or "ema", in the sidecar)."""
         check_finite_weights(net.get_parameters(), f"the end of epoch {state.epoch}", self.last)
         save_checkpoint_atomic(net, os.path.join(self.folder, BEST_NAME),
-                               metadata=self._metadata(state, top1=top1, top5=top5, resumable=False))
+                               metadata=self._metadata(state, top1=top1, top5=top5, resumable=False, weights=weights))
 
     def resume_source(self) -> str | None:
         """The checkpoint `--resume` names: a path, the newest valid one for `auto`, or None."""
@@ -101,7 +103,8 @@ class CheckpointManager:
         return None if found is None else found[0]
 
     def restore(self, net: nn.Cell, path: str, steps_per_epoch: int) -> tuple[RunState, dict[str, np.ndarray]]:
-        """Load a training checkpoint's weights into `net`; return its run state and optimizer moments."""
+        """Load a training checkpoint's weights into `net`; return its run state and its optimizer moments
+        and EMA entries."""
         meta, _, rest = load_weights(net, path, f"--resume {path}")
         if meta is None or not meta.get("resumable"):
             raise UserError(f"--resume {path} is not a training checkpoint written by train.py (no integrity "
@@ -119,7 +122,7 @@ class CheckpointManager:
         if meta.get("amp_level") == self.amp_level and meta.get("loss_scale"):
             self.loss_scale = float(meta["loss_scale"])
         self.last = path
-        return state, {name: value for name, value in rest.items() if name.startswith(MOMENT_PREFIX)}
+        return state, {name: value for name, value in rest.items() if name.startswith((MOMENT_PREFIX, EMA_PREFIX))}
 
     @staticmethod
     def restore_moments(optimizer: nn.Optimizer, moments: dict[str, np.ndarray], path: str) -> None:

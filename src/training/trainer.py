@@ -15,7 +15,9 @@ from src.evaluation.metrics import EvalResult, evaluate
 from src.training.build import (build_datasets, build_network, build_optimizer, check_run_settings,
                                 effective_loss_scale, learning_rates, load_pre_trained, output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
+from src.training.ema import WeightsEMA, check_ema_decay
 from src.training.loss import CrossEntropySmooth
+from src.training.plot import PNG_NAME, plot_metrics
 from src.training.resume_agreement import check_ranks_agree
 from src.training.run_folder import RunFolderLock, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
@@ -35,6 +37,7 @@ class Trainer:
         if cfg.overwrite and cfg.resume:
             raise UserError("--overwrite true would delete the run that --resume continues; pass only one of them")
         check_loss_scale_type(cfg.loss_scale_type)
+        check_ema_decay(cfg.ema_decay)
         self.cfg = cfg
         self.placement = placement
         self.stop = stop or StopRequest()  # an inactive one unless `train` installs it
@@ -43,6 +46,9 @@ class Trainer:
         self.checkpoints = CheckpointManager(cfg, self.output, self.amp_level)
         self.checkpoints.loss_scale = effective_loss_scale(cfg, self.amp_level)
         self.prefix = f"[rank {placement.rank_id}] " if placement.rank_size > 1 else ""
+        self._curves_off = False
+        self.ema: WeightsEMA | None = None
+        self._ema_net = None  # the network the EMA is copied into for evaluation
 
     def say(self, text: str) -> None:
         print(f"{self.prefix}{text}", flush=True)
@@ -62,6 +68,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.net, lr, self.checkpoints.loss_scale, place.device_target)
         if resumed_from:
             self.checkpoints.restore_moments(self.optimizer, moments, resumed_from)
+        self._start_ema(moments, resumed_from)
         loss_fn = CrossEntropySmooth(cfg.label_smooth_factor, cfg.class_num)
         self.train_step = TrainStep(self.net, self.optimizer, loss_fn, self.amp_level, cfg.loss_scale_type,
                                     self.checkpoints.loss_scale, place.device_target)
@@ -140,6 +147,8 @@ class Trainer:
             if result.skipped:  # the optimizer did not run, so its LR position did not move either
                 overflowed += 1
             else:
+                if self.ema is not None:
+                    self.ema.update(state.global_step)
                 state.global_step += 1
                 losses.append(result.loss)
             self.log.step(epoch, step_in_epoch, result.loss, step_lr)
@@ -166,29 +175,62 @@ class Trainer:
         saved = None
         if self.placement.is_main:
             if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
-                saved = self.checkpoints.save(self.net, self.optimizer, state, self.steps_per_epoch)
+                saved = self._save(state)
             self.metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                 top1=None if result is None else f"{result.top1:.6f}",
                                 top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
+            self._draw_curves()
         if self.stop.signum and epoch < cfg.epoch_size:
             self._stop(state, f"the end of epoch {epoch}", saved=saved)
+
+    def _draw_curves(self) -> None:
+        """Redraw metrics.png from metrics.csv; without matplotlib, say so once and train on."""
+        if self._curves_off:
+            return
+        try:
+            plot_metrics(self.metrics.path, os.path.join(self.output, PNG_NAME))
+        except UserError as err:
+            self._curves_off = True
+            self.say(f"warning: {err}; training goes on without {PNG_NAME}")
+
+    def _start_ema(self, saved: dict[str, np.ndarray], resumed_from: str | None) -> None:
+        """With --ema_decay: the EMA starts at the starting weights, or continues the resumed checkpoint's."""
+        if not self.cfg.ema_decay:
+            return
+        self.ema = WeightsEMA(self.net, self.cfg.ema_decay)
+        if resumed_from and not self.ema.restore(saved):
+            self.say(f"warning: {resumed_from} holds no EMA (trained without --ema_decay); the EMA starts from its "
+                     "weights")
+
+    def _save(self, state: RunState) -> str:
+        extra = self.ema.entries() if self.ema is not None else None
+        return self.checkpoints.save(self.net, self.optimizer, state, self.steps_per_epoch, extra)
+
+    def _evaluated_network(self):
+        """The network the in-training evaluation and best.ckpt use: the EMA when it is on."""
+        if self.ema is None:
+            return self.net
+        if self._ema_net is None:
+            self._ema_net = build_network(self.cfg, self.placement.device_target)
+            self._ema_net.set_train(False)
+        return self.ema.copy_to(self._ema_net)
 
     def _maybe_evaluate(self, epoch: int, state: RunState) -> EvalResult | None:
         if self.eval_data is None or epoch % self.cfg.eval_interval:
             return None
-        net = self.net
+        net = self._evaluated_network()
         net.set_train(False)
         result = evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), self.eval_data)
-        net.set_train(True)
+        self.net.set_train(True)
         if state.best_top1 is None or result.top1 > state.best_top1:
             state.best_top1 = result.top1
-            self.checkpoints.save_best(net, state, result.top1, result.top5)
+            self.checkpoints.save_best(net, state, result.top1, result.top5, "trained" if self.ema is None else "ema")
         return result
 
     def _stop(self, state: RunState, where: str, saved: str | None = None) -> None:
         """Save a checkpoint at the current step (rank 0) and raise `TrainingInterrupted`."""
         if self.placement.is_main:
-            saved = saved or self.checkpoints.save(self.net, self.optimizer, state, self.steps_per_epoch)
+            saved = saved or self._save(state)
             done = f"saved {saved}; to continue, run the same command with --resume auto"
         else:
             done = "rank 0 saves the checkpoint"
@@ -197,6 +239,8 @@ class Trainer:
     def _finish(self, state: RunState) -> None:
         # Every rank logs the fingerprint: data-parallel ranks must agree.
         self.say(f"final weights fingerprint {weights_fingerprint(self.net)}")
+        if self.ema is not None:
+            self.say(f"final EMA fingerprint {self.ema.fingerprint()}")
         if self.placement.is_main:
             best = f"; best top1 {state.best_top1:.2%} in {BEST_NAME}" if state.best_top1 is not None else ""
             self.say(f"done: {self.cfg.epoch_size} epochs, {state.global_step} steps, in "

@@ -26,9 +26,10 @@ from src.utils.errors import UserError
 
 SIDECAR_SUFFIX = ".json"
 MOMENT_PREFIX = "moments."
+EMA_PREFIX = "ema."  # the weight averages of a run trained with --ema_decay (src/training/ema.py)
 CLASSIFIER = ("fc.weight", "fc.bias")
 # Entries that MindSpore's own training wrappers and `append_dict` put into checkpoints.
-_BOOKKEEPING = re.compile(r"^(moments\.|accum\.|learning_rate$|global_step$|momentum$|scale_sense$|"
+_BOOKKEEPING = re.compile(r"^(moments\.|ema\.|accum\.|learning_rate$|global_step$|momentum$|scale_sense$|"
                           r"loss_scale$|epoch_num$|step_num$|current_iterator_step$|last_overflow_iterator_step$)")
 
 
@@ -186,14 +187,34 @@ def assign_parameters(params_by_name: dict[str, Any], values: dict[str, np.ndarr
         param.set_data(ms.Tensor(value.reshape(param.shape), dtype=param.dtype))
 
 
-def load_weights(net, path: str, source: str | None = None, skip_classifier_on_mismatch: bool = False
-                 ) -> tuple[dict[str, Any] | None, list[str], dict[str, np.ndarray]]:
+def ema_weights(params: dict[str, np.ndarray], meta: dict[str, Any] | None, source: str) -> dict[str, np.ndarray]:
+    """The EMA weights of a checkpoint: its `ema.*` entries (a training checkpoint), or all of it when
+    it was saved from the EMA (`best.ckpt` of a run with --ema_decay)."""
+    averages = {name[len(EMA_PREFIX):]: value for name, value in params.items() if name.startswith(EMA_PREFIX)}
+    if averages:
+        return averages
+    if meta and meta.get("weights") == "ema":
+        return params
+    raise UserError(f"{source} holds no EMA weights (trained without --ema_decay); drop --use_ema to use its "
+                    "trained weights")
+
+
+def weights_kind(meta: dict[str, Any] | None, use_ema: bool) -> str:
+    """"EMA" or "trained": which weights a load with `use_ema` took from a checkpoint with sidecar `meta`."""
+    return "EMA" if use_ema or (meta and meta.get("weights") == "ema") else "trained"
+
+
+def load_weights(net, path: str, source: str | None = None, skip_classifier_on_mismatch: bool = False,
+                 use_ema: bool = False) -> tuple[dict[str, Any] | None, list[str], dict[str, np.ndarray]]:
     """Verify the checkpoint at `path`, check that it fits `net`, and copy its weights into `net`.
 
     Returns (its sidecar or None, the classifier names skipped, the file's other entries such as
-    optimizer moments). Nothing is copied unless everything fits (see `match_network`).
+    optimizer moments). Nothing is copied unless everything fits (see `match_network`). With
+    `use_ema`, the EMA weights are copied instead (see `ema_weights`).
     """
     params, meta = load_checkpoint_file(path)
+    if use_ema:
+        params = ema_weights(params, meta, source or path)
     values, skipped = match_network(net, params, source or path, skip_classifier_on_mismatch)
     assign_parameters({p.name: p for p in net.get_parameters()}, values)
     return meta, skipped, {name: value for name, value in params.items() if name not in values}

@@ -48,7 +48,8 @@ def quiet_mindspore_exit() -> None:
     sys.unraisablehook = hook
 
 
-def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool = False) -> Placement:
+def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool = False,
+                  deterministic: bool = False) -> Placement:
     """GRAPH mode on `device_target`; with `run_distribute`, join the data-parallel group.
 
     Args:
@@ -56,6 +57,7 @@ def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool =
         device_id: the device of a single-process run (under msrun each rank gets its own).
         run_distribute: call `mindspore.communication.init()` (HCCL, NCCL or MCCL on CPU) and set
             DATA_PARALLEL with averaged gradients.
+        deterministic: MindSpore's deterministic kernels (set before `init()`, so collectives are too).
     """
     import mindspore as ms  # here, not at the top: entry points import this module before MindSpore loads
 
@@ -67,6 +69,8 @@ def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool =
                         f"({ms.__version__}); install the {device_target} build of MindSpore or pass "
                         "--device_target CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
+    if deterministic:
+        ms.set_deterministic(True)
     if run_distribute:
         # msrun (which sets MS_ROLE) assigns each rank its device; the classic Ascend rank-table launch
         # (scripts/run_distribute_train.sh with RANK_TABLE_FILE) passes each rank its --device_id.

@@ -16,6 +16,9 @@ from tests.helpers.launchers import SCRIPTS_DIR, fake_tool_env, run_script
 
 SCRIPTS = sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.sh")))
 LAUNCHERS = ["run_distribute_train.sh", "run_distribute_train_gpu.sh", "run_standalone_train.sh", "run_eval.sh"]
+# The original model zoo's launcher names and argument orders (thin wrappers over the launchers above).
+ORIGINAL_LAUNCHERS = ["run_distribute_train_ascend.sh", "run_standalone_train_ascend.sh", "run_distribute_train_gpu.sh",
+                      "run_standalone_train_gpu.sh", "run_eval_ascend.sh", "run_eval_gpu.sh"]
 # A fake msrun that records its arguments and a few environment variables, then exits FAKE_EXIT.
 RECORDING_MSRUN = ('printf "%s\\n" "$@" > "$FAKE_RECORD"; echo "RANK_TABLE_FILE=${RANK_TABLE_FILE:-}" >> "$FAKE_RECORD"\n'
                    'exit "${FAKE_EXIT:-0}"')
@@ -37,7 +40,7 @@ def fake_env(tmp_path):
 
 
 def test_scripts_exist_and_pass_bash_n():
-    assert {os.path.basename(path) for path in SCRIPTS} >= set(LAUNCHERS) | {"common.sh"}
+    assert {os.path.basename(path) for path in SCRIPTS} >= set(LAUNCHERS) | set(ORIGINAL_LAUNCHERS) | {"common.sh"}
     for path in SCRIPTS:
         result = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
         assert result.returncode == 0, f"{path}: {result.stderr}"
@@ -372,3 +375,55 @@ def test_ctrl_c_stops_every_rank_of_a_rank_table_launch(data_root, rank_table_en
             break
         time.sleep(0.1)
     assert len(pids) == 3 and not any(pid_running(pid) for pid in pids)
+
+
+# ---- the original model zoo's six launcher names, with its argument orders ----
+def test_original_gpu_launcher_takes_visible_devices_then_device_num(data_root, tmp_path):
+    record = tmp_path / "record"
+    env = fake_tool_env(str(tmp_path / "bin"),
+                        msrun=f'printf "%s\\n" "$@" > "{record}"; echo "CUDA=${{CUDA_VISIBLE_DEVICES:-}}" >> "{record}"')
+    env.update(LOG_DIR=str(tmp_path / "logs"), DEVICE_TARGET="CPU")
+    result = run_script("run_distribute_train_gpu.sh", [data_root, "0,1,2,3", "4", "--epoch_size", "1"], env=env)
+    assert result.returncode == 0, result.stderr
+    lines = record.read_text().splitlines()
+    assert "--worker_num=4" in lines and lines[-1] == "CUDA=0,1,2,3"
+    assert lines[lines.index("--device_target") + 1] == "GPU" and lines[-3:-1] == ["--epoch_size", "1"]
+    # One listed GPU and DEVICE_NUM 1 is the original form too; a list alone counts its devices.
+    for args, ranks, visible in (([data_root, "5", "1"], "1", "5"), ([data_root, "2,3"], "2", "2,3")):
+        assert run_script("run_distribute_train_gpu.sh", args, env=env).returncode == 0
+        lines = record.read_text().splitlines()
+        assert f"--worker_num={ranks}" in lines and lines[-1] == f"CUDA={visible}", lines
+
+
+def test_original_gpu_launcher_refuses_more_ranks_than_listed_gpus(data_root, fake_env):
+    tool_env, marker = fake_env
+    result = run_script("run_distribute_train_gpu.sh", [data_root, "0,1", "4"], env=tool_env)
+    assert result.returncode == 1 and "DEVICE_NUM=4" in result.stderr and "lists 2 GPUs" in result.stderr
+    assert not marker.exists()
+
+
+def test_original_ascend_launcher_takes_the_rank_table_as_an_argument(data_root, rank_table_env):
+    env = dict(rank_table_env)
+    table = env.pop("RANK_TABLE_FILE")
+    env["DEVICE_TARGET"] = "CPU"  # the wrapper sets Ascend itself
+    result = run_script("run_distribute_train_ascend.sh", [data_root, table, "2", "--epoch_size", "2"],
+                        env={k: v for k, v in env.items()})
+    assert result.returncode == 0, result.stderr
+    for rank in range(2):
+        with open(os.path.join(env["LOG_DIR"], f"worker_{rank}.log"), encoding="utf-8") as handle:
+            env_line, args_line = handle.read().splitlines()
+        assert env_line == f"RANK_ID={rank} DEVICE_ID={rank} RANK_SIZE=2 RANK_TABLE_FILE={table}"
+        assert "--device_target Ascend" in args_line and args_line.endswith("--epoch_size 2 --device_id " + str(rank))
+    result = run_script("run_distribute_train_ascend.sh", [data_root, table], env=env)
+    assert result.returncode == 1 and "DATA_URL, RANK_TABLE_FILE and DEVICE_NUM are required" in result.stderr
+
+
+@pytest.mark.parametrize("script, target, extra", [
+    ("run_standalone_train_ascend.sh", "Ascend", []), ("run_standalone_train_gpu.sh", "GPU", []),
+    ("run_eval_ascend.sh", "Ascend", ["{data}"]), ("run_eval_gpu.sh", "GPU", ["{data}"])])
+def test_original_single_device_launchers_set_their_device(script, target, extra, data_root, tmp_path):
+    env = fake_tool_env(str(tmp_path / "bin"), python='echo "ARGS $*"')
+    env.update(LOG_DIR=str(tmp_path / "logs"), DEVICE_TARGET="CPU")
+    result = run_script(script, [data_root, *[e.format(data=data_root) for e in extra], "3"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"--device_target {target} --device_id 3" in result.stdout, result.stdout

@@ -58,6 +58,13 @@ def test_accuracy_counts_real_images_only(preprocessed, tmp_path):
     postprocess.main(["--result_path", str(tmp_path / "result_Files"), "--label_path", os.path.join(out, "labels.npy")])
     line = "top-1 accuracy: 0.7000 (7/10), top-5 accuracy: 1.0000 (10/10)"
     assert (tmp_path / "acc.log").read_text() == line + "\n"
+    # The confusion matrix, like eval.py's --result_json: rows = true class, padding not counted.
+    record = json.load(open(tmp_path / "acc.json"))
+    matrix = np.array(record["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == IMAGES and np.trace(matrix) == 7
+    for index in range(3):
+        assert matrix[labels[index], (labels[index] + 1) % 10] >= 1
+    assert record["class_names"] == list(CLASS_NAMES) and record["top1"] == 0.7
 
 
 @pytest.mark.parametrize("damage, match", [("truncate", "has 100 bytes, expected 160"), ("remove", "is missing")])

@@ -141,6 +141,17 @@ def test_eval_folder_reports_a_table_the_best_and_a_corrupt_file(straight_run, d
     for result in results["results"]:
         predictions = np.array(result["predictions"])
         assert abs((predictions == _labels(data)).mean() - result["top1"]) < 1e-9
+    best = max(results["results"], key=lambda r: r["top1"])
+    # The original model zoo's result line, and the per-class table of the best checkpoint.
+    assert f"result: {{'top_1_accuracy': {best['top1']}, 'top_5_accuracy': {best['top5']}, 'loss': {best['loss']}}} " \
+           f"ckpt= {best['checkpoint']}" in out
+    table = out.split(f"per-class accuracy of {os.path.basename(best['checkpoint'])}:\n")[1].splitlines()
+    assert table[0].startswith("class") and [row.split()[0] for row in table[1:11]] == [
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    for r in results["results"]:
+        matrix = np.array(r["confusion_matrix"])
+        assert matrix.shape == (10, 10) and matrix.sum() == 20 and np.trace(matrix) == round(r["top1"] * 20)
+        np.testing.assert_array_equal(matrix.sum(axis=1), np.bincount(_labels(data), minlength=10))
 
 
 def _labels(data):

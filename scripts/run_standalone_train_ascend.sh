@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The original model zoo's launcher name: run_standalone_train.sh on Ascend.
+#   bash scripts/run_standalone_train_ascend.sh DATA_URL [DEVICE_ID] [train.py flags...]
+set -euo pipefail
+DEVICE_TARGET=Ascend exec bash "$(dirname "${BASH_SOURCE[0]}")/run_standalone_train.sh" "$@"
