@@ -66,7 +66,8 @@ def test_sigterm_on_the_launcher_saves_mid_epoch_and_resume_auto_ends_with_the_u
     # msrun itself would SIGKILL the workers; the launcher hands them SIGTERM, so rank 0 saves at a step boundary.
     data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
     out = tmp_path / "out"
-    job = launch(data, out, tmp_path / "logs")
+    # Each step waits 2 s, so the signal (sent when step 2 is logged) lands inside epoch 2 even on a busy machine.
+    job = launch(data, out, tmp_path / "logs", env=fault_env(step_delay=2.0))
     wait_for_log(tmp_path / "logs" / "worker_0.log", f"epoch 2/3 step 2/{STEPS}", job)
     job.proc.send_signal(signal.SIGTERM)
     assert job.finish() == 143, job.output[-3000:]

@@ -11,6 +11,8 @@ the ranks that msrun launches. Each fault is switched on by its own variable:
   rename, before its checkpoint's rename (the crash window of a checkpoint rewritten in place),
   printing `fault: paused after sidecar PATH`.
 - `FAULT_NAN_AT=E:S`: the images of step S (1-based) of epoch E become NaN, as a poisoned batch would.
+- `FAULT_STEP_DELAY=SECONDS`: every training step waits this long first, so that a signal sent while
+  a test watches the log surely lands inside an epoch, not after its last step.
 
 The functions are patched when their module is first imported, so a process that never imports
 them pays nothing.
@@ -23,6 +25,7 @@ import time
 
 PAUSE_IN_SAVE = os.environ.get("FAULT_PAUSE_IN_SAVE")
 NAN_AT = os.environ.get("FAULT_NAN_AT")
+STEP_DELAY = os.environ.get("FAULT_STEP_DELAY")
 PAUSE_AFTER_SIDECAR = os.environ.get("FAULT_PAUSE_AFTER_SIDECAR")
 
 
@@ -63,25 +66,27 @@ def _checkpoint_file_faults(module) -> None:
         _pause_after_sidecar(module)
 
 
-def _nan_at(module) -> None:
+def _step_faults(module) -> None:
     import mindspore as ms
     import numpy as np
 
     step = module.Trainer._step
 
-    def poisoned_step(self, epoch, step_in_epoch, images, labels):
+    def hurt_step(self, epoch, step_in_epoch, images, labels):
+        if STEP_DELAY:
+            time.sleep(float(STEP_DELAY))
         if f"{epoch}:{step_in_epoch}" == NAN_AT:
             images = ms.Tensor(np.full(images.shape, np.nan, dtype=np.float32))
         return step(self, epoch, step_in_epoch, images, labels)
 
-    module.Trainer._step = poisoned_step
+    module.Trainer._step = hurt_step
 
 
 PATCHES = {}
 if PAUSE_IN_SAVE or PAUSE_AFTER_SIDECAR:
     PATCHES["src.utils.checkpoint_file"] = _checkpoint_file_faults
-if NAN_AT:
-    PATCHES["src.training.trainer"] = _nan_at
+if NAN_AT or STEP_DELAY:
+    PATCHES["src.training.trainer"] = _step_faults
 
 
 class _PatchAfterImport(importlib.abc.MetaPathFinder):
