@@ -56,7 +56,7 @@ def straight_run(data, tmp_path_factory):
 @pytest.mark.slow
 def test_training_writes_checkpoints_logs_and_the_loss_drops(straight_run):
     out, proc = straight_run
-    assert sorted(os.listdir(out)) == sorted(["best.ckpt", "best.ckpt.json", "config.yaml", "metrics.csv",
+    assert sorted(os.listdir(out)) == sorted(["best.ckpt", "best.ckpt.json", "config.yaml", "metrics.csv", "metrics.png",
                                               f"sknet_tiny-1_{STEPS}.ckpt", f"sknet_tiny-1_{STEPS}.ckpt.json",
                                               f"sknet_tiny-2_{STEPS}.ckpt", f"sknet_tiny-2_{STEPS}.ckpt.json"])
     epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch ") and "ETA" in line]
