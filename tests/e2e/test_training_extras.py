@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from src.utils.checkpoint_file import load_checkpoint_file, read_sidecar
-from tests.e2e.test_train_eval import STEPS, TRAIN, run
+from tests.e2e.test_train_eval import TRAIN, run
 from tests.helpers.cifar_data import write_cifar_layout
 from src.data.cifar10_files import CLASS_NAMES
 
@@ -18,6 +18,7 @@ EVERYTHING = MODEL + ["--batch_size", "16", "--eval_batch_size", "8", "--epoch_s
                       "--lr_max", "0.05", "--log_interval", "0", "--ema_decay", "0.9", "--auto_augment", "cifar10",
                       "--cutout", "8", "--deterministic", "true"]
 TEST_IMAGES = 20
+STEPS = 5  # 5 files x 16 images / batch 16 (the data below)
 
 
 @pytest.fixture(scope="module")
