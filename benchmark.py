@@ -5,8 +5,9 @@
 For each implementation two fresh subprocesses build the network and measure, on random
 data: (1) the compile time of the training graph, train-step images/s (loss, backward,
 Momentum update) and the peak resident memory of training; (2) eval images/s (forward in
-inference mode), MINDIR inference images/s (`mindspore.export` +
-`nn.GraphCell(mindspore.load(...))`) and their peak resident memory. Each rate is the median
+inference mode, as eval.py runs it: BatchNorm folded, CPU batches in calls of bounded size,
+src/evaluation/predict.py), MINDIR inference images/s (the folded network, `mindspore.export` +
+`nn.GraphCell(mindspore.load(...))`, the whole batch in one call) and their peak resident memory. Each rate is the median
 of `--steps` timed steps after `--warmup` untimed ones. Separate processes make each peak
 memory attributable (and a phase that runs out of memory does not take the other with it);
 running both implementations in one call (alternately, `--rounds` times, reporting medians)
@@ -106,14 +107,14 @@ def check_peer(args: argparse.Namespace) -> None:
                         "that has both, e.g. a virtual environment with `pip install torch timm`")
 
 
-def median_seconds(step, inputs: tuple, warmup: int, steps: int) -> float:
-    """Median wall time of `step(*inputs)`, synchronised by copying the result to the host."""
+def median_seconds(run, warmup: int, steps: int) -> float:
+    """Median wall time of `run()`, which must copy its result to the host (that synchronises)."""
     for _ in range(warmup):
-        step(*inputs).asnumpy()
+        run()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        step(*inputs).asnumpy()
+        run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -134,8 +135,10 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
     import mindspore as ms
     from mindspore import nn
 
-    from src.training.loss import CrossEntropySmooth
+    from src.evaluation.predict import Predictor, images_per_call
+    from src.layers.fold_batchnorm import fold_batchnorm
     from src.sknet50 import create_model
+    from src.training.loss import CrossEntropySmooth
 
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_device(args.device_target)
@@ -154,20 +157,28 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
         start = time.perf_counter()
         train_step.compile(images, labels)
         result["train_compile_s"] = time.perf_counter() - start
-        result["train_step_s"] = median_seconds(train_step, (images, labels), args.warmup, args.steps)
+        result["train_step_s"] = median_seconds(lambda: train_step(images, labels).asnumpy(), args.warmup, args.steps)
         result["train_img_s"] = args.batch_size / result["train_step_s"]
         result["train_peak_rss_gb"] = peak_rss_gb()
         report(result)
         return
+    # Inference as eval.py and export.py run it: BatchNorm folded, CPU batches in bounded calls.
     net.set_train(False)
-    result["eval_img_s"] = args.batch_size / median_seconds(net, (images,), args.warmup, args.steps)
+    folded = create_model(args.arch, args.class_num, stem_type=args.stem_type, fold_bn=True,
+                          conv_impl=resolve_conv_impl(conv_impl, args.device_target))
+    folded = fold_batchnorm(net, folded)
+    folded.set_train(False)
+    predict = Predictor(folded, images_per_call(args.image_size, args.device_target))
+    host_images = images.asnumpy()
+    result["eval_img_s"] = args.batch_size / median_seconds(lambda: predict(host_images), args.warmup, args.steps)
     result["eval_peak_rss_gb"] = result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
     with tempfile.TemporaryDirectory(prefix="sknet_benchmark_") as tmp:
         path = os.path.join(tmp, "net")
-        ms.export(net, images, file_name=path, file_format="MINDIR")
+        ms.export(folded, images, file_name=path, file_format="MINDIR")
         graph = nn.GraphCell(ms.load(f"{path}.mindir"))
-        result["mindir_img_s"] = args.batch_size / median_seconds(graph, (images,), args.warmup, args.steps)
+        result["mindir_img_s"] = args.batch_size / median_seconds(lambda: graph(images).asnumpy(), args.warmup,
+                                                                  args.steps)
     result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
 

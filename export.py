@@ -4,9 +4,11 @@
 
 The variant (arch, stem_type, class_num) and the input size (image_size) come from the config
 and its flags; a checkpoint that does not fit them is an error. `--use_ema true` exports the EMA
-weights of a training checkpoint of a run with --ema_decay. After exporting, the file is
-reloaded (MINDIR with MindSpore, ONNX with onnxruntime when installed) and run on a sample
-batch, and the largest difference to the network's output is printed.
+weights of a training checkpoint of a run with --ema_decay. The exported network has every
+BatchNorm folded into the conv before it (src/layers/fold_batchnorm.py: fewer kernels on every
+runtime). After exporting, the file is reloaded (MINDIR with MindSpore, ONNX with onnxruntime when
+installed) and run on a sample batch, and the largest difference to the output of the trained,
+unfolded network is printed.
 """
 import os
 import sys
@@ -17,6 +19,7 @@ from src.utils.device import check_device_choices, resolve_conv_impl, set_up_dev
 import mindspore as ms  # noqa: E402  (after src.utils.device, which sets MindSpore's log level)
 from mindspore import nn  # noqa: E402
 
+from src.layers.fold_batchnorm import fold_batchnorm  # noqa: E402
 from src.sknet50 import create_model  # noqa: E402
 from src.utils.atomic_file import atomic_path  # noqa: E402
 from src.utils.checkpoint_file import load_weights, weights_kind  # noqa: E402
@@ -46,20 +49,32 @@ def check_settings(cfg) -> None:
     check_device_choices(cfg)
 
 
-def build_network(cfg):
-    """The configured variant with the checkpoint's weights (verified, never partly loaded), in inference mode."""
+def exported_conv_impl(cfg) -> str:
+    """The conv_impl of the exported network."""
     # An exported file runs elsewhere (Ascend 310, ONNX Runtime), so `auto` exports the plain conv
     # operator that every backend has; the CPU-only `fast` path (Im2Col, no ONNX mapping) only on request.
     conv_impl = "native" if cfg.conv_impl == "auto" else cfg.conv_impl
     if conv_impl == "fast" and cfg.file_format != "MINDIR":
         raise UserError(f"--conv_impl fast cannot be exported as {cfg.file_format} (its Im2Col op has no "
                         "mapping there); export with --conv_impl native (the default, auto)")
-    net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type,
-                       conv_impl=resolve_conv_impl(conv_impl, cfg.device_target))
+    return resolve_conv_impl(conv_impl, cfg.device_target)
+
+
+def build_network(cfg):
+    """The configured variant with the checkpoint's weights (verified, never partly loaded), in inference mode."""
+    net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=exported_conv_impl(cfg))
     meta, _, _ = load_weights(net, cfg.ckpt_file, f"checkpoint {cfg.ckpt_file}", use_ema=cfg.use_ema)
     print(f"exporting the {weights_kind(meta, cfg.use_ema)} weights of {cfg.ckpt_file}")
     net.set_train(False)
     return net
+
+
+def inference_form(net, cfg):
+    """`net` with every BatchNorm folded into the layer before it: what is exported."""
+    folded = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=exported_conv_impl(cfg),
+                          fold_bn=True)
+    folded.set_train(False)
+    return fold_batchnorm(net, folded)
 
 
 def export_atomic(net, sample, file_name: str, file_format: str) -> str:
@@ -97,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     net = build_network(cfg)
     shape = (cfg.export_batch_size, 3, cfg.image_size, cfg.image_size)
     sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    path = export_atomic(net, sample, cfg.file_name, cfg.file_format)
+    path = export_atomic(inference_form(net, cfg), sample, cfg.file_name, cfg.file_format)
     print(f"exported {path}: {cfg.file_format}, input float32 {list(shape)} (NCHW), output {cfg.class_num} classes")
     exported = run_exported(path, cfg.file_format, sample)
     if exported is not None:

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 from mindspore import nn
 
 from src.layers.conv import Conv2d, ConvBNAct
+from src.layers.fold_batchnorm import batchnorm_or_folded
 from src.layers.selective_kernel import SelectiveKernelConv
 
 STEM_TYPES = ("imagenet", "cifar")
@@ -19,18 +20,18 @@ class SKBottleneck(nn.Cell):
 
     def __init__(self, in_channels: int, inner_channels: int, out_channels: int, stride: int,
                  groups: int, sk_paths: int, sk_reduction: int, sk_min_width: int,
-                 zero_init_last: bool, conv_impl: str):
+                 zero_init_last: bool, conv_impl: str, fold_bn: bool):
         super().__init__()
-        self.conv1 = ConvBNAct(in_channels, inner_channels, 1, conv_impl=conv_impl)
+        self.conv1 = ConvBNAct(in_channels, inner_channels, 1, conv_impl=conv_impl, fold_bn=fold_bn)
         self.sk_conv = SelectiveKernelConv(inner_channels, inner_channels, stride=stride, groups=groups,
                                            paths=sk_paths, reduction=sk_reduction, min_width=sk_min_width,
-                                           conv_impl=conv_impl)
+                                           conv_impl=conv_impl, fold_bn=fold_bn)
         self.conv3 = ConvBNAct(inner_channels, out_channels, 1, act=False, zero_init_bn=zero_init_last,
-                               conv_impl=conv_impl)
+                               conv_impl=conv_impl, fold_bn=fold_bn)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
             self.downsample = ConvBNAct(in_channels, out_channels, 1, stride=stride, act=False,
-                                        conv_impl=conv_impl)
+                                        conv_impl=conv_impl, fold_bn=fold_bn)
         self.relu = nn.ReLU()
 
     def construct(self, x):
@@ -43,15 +44,16 @@ class Stem(nn.Cell):
     """`imagenet`: 7x7/2 conv-BN-ReLU + 3x3/2 max-pool (pad 1), as in the paper, for 224x224.
     `cifar`: a 3x3/1 conv-BN-ReLU and no pool, which keeps the resolution of 32x32 inputs."""
 
-    def __init__(self, stem_type: str, out_channels: int, conv_impl: str):
+    def __init__(self, stem_type: str, out_channels: int, conv_impl: str, fold_bn: bool = False):
         super().__init__()
+        self.bn_folds_into = "conv"  # the layer whose weight `fold_batchnorm` scales
         if stem_type not in STEM_TYPES:
             raise ValueError(f"stem_type must be one of {', '.join(STEM_TYPES)}, got {stem_type!r}")
         self.stem_type = stem_type
         imagenet = stem_type == "imagenet"
         self.conv = Conv2d(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1,
                            conv_impl=conv_impl)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = batchnorm_or_folded(out_channels, fold_bn)
         self.relu = nn.ReLU()
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1) if imagenet else None
 
@@ -75,20 +77,22 @@ class SKNet(nn.Cell):
         stem_width: channels of the stem conv.
         sk_paths, sk_reduction, sk_min_width: M, r and L of the SK unit.
         zero_init_last: start each unit's last BN at gamma=0 (off for the paper's recipe).
-        conv_impl: `native` or `fast` (see `src.layers.conv`); parameters never depend on it.
+        conv_impl: `native`, `split` or `fast` (see `src.layers.conv`); parameters never depend on it.
             Resolve `auto` from the device first (`src.utils.device.resolve_conv_impl`).
+        fold_bn: the inference form, every BatchNorm folded into the layer before it; fill it from
+            a trained network with `src.layers.fold_batchnorm.fold_batchnorm`. Never trained.
     """
 
     def __init__(self, layers: Sequence[int], out_widths: Sequence[int], inner_widths: Sequence[int],
                  class_num: int, groups: int = 32, stem_type: str = "imagenet", stem_width: int = 64,
                  sk_paths: int = 2, sk_reduction: int = 16, sk_min_width: int = 32,
-                 zero_init_last: bool = False, conv_impl: str = "native"):
+                 zero_init_last: bool = False, conv_impl: str = "native", fold_bn: bool = False):
         super().__init__()
         if not len(layers) == len(out_widths) == len(inner_widths) == 4:
             raise ValueError("layers, out_widths and inner_widths must have 4 entries, one per stage")
         if class_num < 1:
             raise ValueError(f"class_num must be positive, got {class_num}")
-        self.stem = Stem(stem_type, stem_width, conv_impl)
+        self.stem = Stem(stem_type, stem_width, conv_impl, fold_bn)
         in_channels = stem_width
         stages = []
         for index, (depth, out_width, inner_width) in enumerate(zip(layers, out_widths, inner_widths)):
@@ -96,7 +100,7 @@ class SKNet(nn.Cell):
             for unit in range(depth):
                 stride = 2 if index > 0 and unit == 0 else 1
                 units.append(SKBottleneck(in_channels, inner_width, out_width, stride, groups, sk_paths,
-                                          sk_reduction, sk_min_width, zero_init_last, conv_impl))
+                                          sk_reduction, sk_min_width, zero_init_last, conv_impl, fold_bn))
                 in_channels = out_width
             stages.append(nn.SequentialCell(units))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

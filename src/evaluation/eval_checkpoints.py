@@ -7,6 +7,8 @@ import mindspore as ms
 from src.data.pipeline import create_dataset
 from src.evaluation.metrics import EvalResult, evaluate
 from src.evaluation.per_class import per_class_table
+from src.evaluation.predict import Predictor, images_per_call
+from src.layers.fold_batchnorm import fold_batchnorm
 from src.sknet50 import create_model
 from src.utils.atomic_file import write_json_atomic
 from src.utils.checkpoint_file import list_checkpoints, load_weights, weights_kind
@@ -50,24 +52,24 @@ class CheckpointEvaluator:
     def __init__(self, cfg: Config, placement: Placement):
         self.cfg = cfg
         self.placement = placement
-        self._net = None
+        self._net = None  # the trained network, which checkpoints are loaded into
+        self._predict = None  # its inference form (BatchNorm folded), run in bounded calls
 
     def _dataset(self, batch_size: int):
         cfg = self.cfg
         return create_dataset(cfg.data_path, "eval", batch_size, cfg.image_size, eval_data_path=cfg.eval_data_path,
                               num_parallel_workers=cfg.num_parallel_workers, class_num=cfg.class_num)
 
-    def _network(self):
-        if self._net is None:
-            cfg = self.cfg
-            conv_impl = resolve_conv_impl(cfg.conv_impl, self.placement.device_target)
-            net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl)
-            amp_level = resolve_amp_level(cfg.amp_level, self.placement.device_target)
-            if amp_level != "O0":
-                net = ms.amp.auto_mixed_precision(net, amp_level)
-            net.set_train(False)
-            self._net = net
-        return self._net
+    def _build(self) -> None:
+        cfg, device_target = self.cfg, self.placement.device_target
+        conv_impl = resolve_conv_impl(cfg.conv_impl, device_target)
+        self._net = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl)
+        folded = create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, conv_impl=conv_impl, fold_bn=True)
+        amp_level = resolve_amp_level(cfg.amp_level, device_target)
+        if amp_level != "O0":
+            folded = ms.amp.auto_mixed_precision(folded, amp_level)
+        folded.set_train(False)
+        self._predict = Predictor(folded, images_per_call(cfg.image_size, device_target))
 
     def _warn_on_other_settings(self, path: str, meta: dict | None) -> None:
         for key in _SIDECAR_CHECKS:
@@ -78,10 +80,12 @@ class CheckpointEvaluator:
 
     def evaluate_checkpoint(self, path: str, dataset) -> tuple[EvalResult, str]:
         """(metrics, "EMA" or "trained": the weights that were evaluated)."""
-        net = self._network()
-        meta, _, _ = load_weights(net, path, use_ema=self.cfg.use_ema)
+        if self._net is None:
+            self._build()
+        meta, _, _ = load_weights(self._net, path, use_ema=self.cfg.use_ema)
         self._warn_on_other_settings(path, meta)
-        return evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), dataset), weights_kind(meta, self.cfg.use_ema)
+        fold_batchnorm(self._net, self._predict.net)
+        return evaluate(self._predict, dataset), weights_kind(meta, self.cfg.use_ema)
 
     def evaluate_mindir(self, path: str) -> EvalResult:
         if self.cfg.use_ema:

@@ -12,6 +12,7 @@ from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeNormal, initializer
 
 from src.layers.cpu_gemm_conv import SMALL_IMAGE_MAX_PIXELS, GemmConv, conv2d_pointwise, conv2d_small_image
+from src.layers.fold_batchnorm import batchnorm_or_folded
 from src.layers.split_grouped_conv import conv2d_split_groups
 
 CONV_IMPLS = ("native", "split", "fast")
@@ -70,14 +71,19 @@ class Conv2d(nn.Cell):
 
 
 class ConvBNAct(nn.Cell):
-    """Conv2d -> BatchNorm -> optional ReLU; the unit that every SKNet conv is built from."""
+    """Conv2d -> BatchNorm -> optional ReLU; the unit that every SKNet conv is built from.
+
+    With `fold_bn` (inference only) the BatchNorm is a bias folded into the conv
+    (`src.layers.fold_batchnorm`).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  dilation: int = 1, groups: int = 1, act: bool = True, zero_init_bn: bool = False,
-                 conv_impl: str = "native"):
+                 conv_impl: str = "native", fold_bn: bool = False):
         super().__init__()
+        self.bn_folds_into = "conv"  # the layer whose weight `fold_batchnorm` scales
         self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, dilation, groups, conv_impl)
-        self.bn = nn.BatchNorm2d(out_channels, gamma_init="zeros" if zero_init_bn else "ones")
+        self.bn = batchnorm_or_folded(out_channels, fold_bn, gamma_init="zeros" if zero_init_bn else "ones")
         self.act = nn.ReLU() if act else None
 
     def construct(self, x):

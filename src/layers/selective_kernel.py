@@ -2,6 +2,7 @@
 from mindspore import nn, ops
 
 from src.layers.conv import ConvBNAct
+from src.layers.fold_batchnorm import batchnorm_or_folded
 
 
 def attention_width(channels: int, reduction: int, min_width: int) -> int:
@@ -18,12 +19,13 @@ class SelectiveKernelAttention(nn.Cell):
     function, and the layout of timm's `fc_select`, so pretrained weights map 1:1).
     """
 
-    def __init__(self, channels: int, paths: int, width: int):
+    def __init__(self, channels: int, paths: int, width: int, fold_bn: bool = False):
         super().__init__()
         self.paths = paths
         self.channels = channels
+        self.bn_folds_into = "fc_reduce"  # the layer whose weight `fold_batchnorm` scales
         self.fc_reduce = nn.Dense(channels, width, has_bias=False)
-        self.bn = nn.BatchNorm1d(width)
+        self.bn = batchnorm_or_folded(width, fold_bn, dims=1)
         self.act = nn.ReLU()
         self.fc_select = nn.Dense(width, channels * paths, has_bias=False)
         self.softmax = nn.Softmax(axis=1)
@@ -44,15 +46,16 @@ class SelectiveKernelConv(nn.Cell):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 32,
-                 paths: int = 2, reduction: int = 16, min_width: int = 32, conv_impl: str = "native"):
+                 paths: int = 2, reduction: int = 16, min_width: int = 32, conv_impl: str = "native",
+                 fold_bn: bool = False):
         super().__init__()
         self.paths = nn.CellList([
             ConvBNAct(in_channels, out_channels, 3, stride=stride, dilation=m + 1, groups=groups,
-                      conv_impl=conv_impl)
+                      conv_impl=conv_impl, fold_bn=fold_bn)
             for m in range(paths)
         ])
         self.attention = SelectiveKernelAttention(out_channels, paths,
-                                                  attention_width(out_channels, reduction, min_width))
+                                                  attention_width(out_channels, reduction, min_width), fold_bn)
 
     def construct(self, x):
         # Sums of the path outputs, not a stack reduced over its path axis: the stack copies

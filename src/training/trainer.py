@@ -12,6 +12,7 @@ import mindspore as ms
 import numpy as np
 
 from src.evaluation.metrics import EvalResult, evaluate
+from src.evaluation.predict import Predictor, images_per_call
 from src.training.build import (build_datasets, build_network, build_optimizer, check_run_settings,
                                 effective_loss_scale, learning_rates, load_pre_trained, output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
@@ -220,7 +221,8 @@ class Trainer:
             return None
         net = self._evaluated_network()
         net.set_train(False)
-        result = evaluate(lambda images: net(ms.Tensor(images)).asnumpy(), self.eval_data)
+        result = evaluate(Predictor(net, images_per_call(self.cfg.image_size, self.placement.device_target)),
+                          self.eval_data)
         self.net.set_train(True)
         if state.best_top1 is None or result.top1 > state.best_top1:
             state.best_top1 = result.top1
