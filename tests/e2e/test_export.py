@@ -48,8 +48,10 @@ def test_mindir_has_the_asked_batch_and_reproduces_the_network(tiny_ckpt, tmp_pa
     assert mindir_input_shape(path) == (3, 3, 32, 32)
     images = np.random.default_rng(2).standard_normal((3, 3, 32, 32)).astype(np.float32)
     exported = nn.GraphCell(ms.load(path))(ms.Tensor(images)).asnumpy()
-    # conv_impl=auto exports the portable native conv, whatever the exporting device.
-    np.testing.assert_array_equal(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy())
+    # conv_impl=auto exports the portable native conv, whatever the exporting device. BatchNorm is folded
+    # into the convs, which changes float rounding only (~1e-7 here).
+    np.testing.assert_allclose(exported, tiny_network(tiny_ckpt, "native")(ms.Tensor(images)).asnumpy(),
+                               atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
