@@ -114,8 +114,8 @@ BUGS = [
         "skipped.astype(ms.float32), nonfinite", "ops.zeros((), ms.float32), nonfinite", SUNK_TESTS),
     Bug("data_sink runs in PyNative, one batch per call", SUNK, "jit_config=ms.JitConfig())", "jit_config=None)",
         SUNK_TESTS),
-    Bug("sink_size auto stops below 50", "src/utils/device.py", "if size <= AUTO_SINK_LIMIT", "if size < AUTO_SINK_LIMIT",
-        SUNK_TESTS),
+    Bug("sink_size auto stops below 50", "src/utils/device.py",
+        "if size <= AUTO_SINK_LIMIT", "if size < AUTO_SINK_LIMIT", SUNK_TESTS),
     Bug("a sink that crosses log_interval prints no progress line", "src/training/train_log.py",
         "step_in_epoch // interval == (step_in_epoch - steps) // interval", "step_in_epoch % interval", SUNK_TESTS),
 ]

@@ -249,7 +249,8 @@ class Trainer:
 def train(cfg: Config, placement: Placement) -> RunState:
     """Run training as configured; see `Trainer`.
 
-    SIGTERM and Ctrl-C save a checkpoint at the end of the current sink (`--sink_size` steps) and stop (`TrainingInterrupted`).
+    SIGTERM and Ctrl-C save a checkpoint at the end of the current sink (`--sink_size` steps) and stop
+    (`TrainingInterrupted`).
     A file that cannot be written (a full disk, no permission) stops the run with one line naming the
     file; checkpoints are written atomically, so the previous ones are intact.
     """
