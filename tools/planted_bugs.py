@@ -23,6 +23,7 @@ CHECKPOINTS = "src/training/checkpoint_manager.py"
 EVAL = "src/evaluation/eval_checkpoints.py"
 METRICS = "src/evaluation/metrics.py"
 PIPELINE = "src/data/pipeline.py"
+SUNK = "src/training/sunk_steps.py"
 
 LR_TESTS = ("tests/unit/test_lr_schedule.py",)
 BUILD_TESTS = ("tests/unit/test_build.py",)
@@ -30,6 +31,7 @@ PRUNE_TESTS = ("tests/unit/test_checkpoint_manager.py",)
 METRICS_TESTS = ("tests/unit/test_metrics.py",)
 LAUNCHER_TESTS = ("tests/e2e/test_launchers.py", "-k", "failing_job or foreground")
 TRAIN_RUN_TESTS = ("tests/e2e/test_train_eval.py", "-k", "writes_checkpoints")
+SUNK_TESTS = ("tests/unit/test_sunk_steps.py",)
 
 BUGS = [
     # --- the nine of issue 17 ---
@@ -96,4 +98,24 @@ BUGS = [
         "|| code=$?", "|| true", LAUNCHER_TESTS),
     Bug("label smoothing ignored by the loss itself", "src/training/loss.py",
         "label_smoothing=smooth_factor", "label_smoothing=0.0", ("tests/unit/test_loss.py",)),
+    # --- several steps per host round trip (issue 16) ---
+    Bug("the sink counters are never reset", SUNK,
+        "        self.totals.set_data(ms.Tensor(np.zeros(5, np.float32)))\n", "", SUNK_TESTS),
+    Bug("the EMA skips the third step of every sink", SUNK,
+        "self.ema_update(ops.depend(skipped, loss))",
+        "self.ema_update(ops.logical_or(ops.depend(skipped, loss), self.totals[APPLIED] == 2))",
+        ("tests/e2e/test_sunk_steps.py", "-k", "five_sunk")),
+    Bug("a NaN loss inside a sink is not checked", SUNK, "    if totals.nonfinite:\n", "    if False:\n",
+        ("tests/e2e/test_faults.py", "-k", "nan_loss_with_a_fixed and 5")),
+    Bug("a SIGTERM checkpoint records the sink's first step", TRAINER,
+        "state.step_in_epoch = last % self.steps_per_epoch", "state.step_in_epoch = first % self.steps_per_epoch",
+        ("tests/e2e/test_sunk_steps.py", "-k", "sigterm_inside")),
+    Bug("skipped steps are not counted on the device", SUNK,
+        "skipped.astype(ms.float32), nonfinite", "ops.zeros((), ms.float32), nonfinite", SUNK_TESTS),
+    Bug("data_sink runs in PyNative, one batch per call", SUNK, "jit_config=ms.JitConfig())", "jit_config=None)",
+        SUNK_TESTS),
+    Bug("sink_size auto stops below 50", "src/utils/device.py",
+        "if size <= AUTO_SINK_LIMIT", "if size < AUTO_SINK_LIMIT", SUNK_TESTS),
+    Bug("a sink that crosses log_interval prints no progress line", "src/training/train_log.py",
+        "step_in_epoch // interval == (step_in_epoch - steps) // interval", "step_in_epoch % interval", SUNK_TESTS),
 ]

@@ -44,17 +44,25 @@ def build_datasets(cfg: Config, place: Placement, say) -> tuple[Any, Any]:
                             f"`python -m src.data.download {os.path.dirname(os.path.abspath(cfg.data_path))}` "
                             "first")
         say(download_for_training(cfg.data_path, cfg.download_url, cfg.download_md5, cfg.download_sha256))
-    # --deterministic: one data worker, so the seeded random ops always run in the same order.
-    workers = 1 if cfg.deterministic else cfg.num_parallel_workers
-    common = dict(image_size=cfg.image_size, eval_data_path=cfg.eval_data_path,
-                  num_parallel_workers=workers, seed=cfg.seed, class_num=cfg.class_num)
-    train = create_dataset(cfg.data_path, "train", cfg.batch_size, shuffle=cfg.shuffle, augment=cfg.augment,
-                           rank_id=place.rank_id, rank_size=place.rank_size, auto_augment=cfg.auto_augment,
-                           cutout=cfg.cutout, **common)
+    train = build_train_dataset(cfg, place)
     evaluation = None
     if place.is_main and cfg.eval_interval > 0:
-        evaluation = create_dataset(cfg.data_path, "eval", cfg.eval_batch_size, **common)
+        evaluation = create_dataset(cfg.data_path, "eval", cfg.eval_batch_size, **_common_data_settings(cfg))
     return train, evaluation
+
+
+def build_train_dataset(cfg: Config, place: Placement) -> Any:
+    """This rank's training shard (GPU/Ascend build a second one for the rest of a resumed epoch)."""
+    return create_dataset(cfg.data_path, "train", cfg.batch_size, shuffle=cfg.shuffle, augment=cfg.augment,
+                          rank_id=place.rank_id, rank_size=place.rank_size, auto_augment=cfg.auto_augment,
+                          cutout=cfg.cutout, **_common_data_settings(cfg))
+
+
+def _common_data_settings(cfg: Config) -> dict[str, Any]:
+    # --deterministic: one data worker, so the seeded random ops always run in the same order.
+    workers = 1 if cfg.deterministic else cfg.num_parallel_workers
+    return dict(image_size=cfg.image_size, eval_data_path=cfg.eval_data_path, num_parallel_workers=workers,
+                seed=cfg.seed, class_num=cfg.class_num)
 
 
 def build_network(cfg: Config, device_target: str) -> SKNet:

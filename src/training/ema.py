@@ -6,15 +6,19 @@ with t the number of steps so far: the warm-up of timm's `ModelEmaV2`/mindcv, so
 random weights are forgotten quickly. The averages are parameters named `ema.<name>`; training
 checkpoints hold them, so `--resume` continues the average exactly.
 
+The update runs on the device inside the training step's graph (`src.training.sunk_steps`), so several
+steps can run per host round trip: t is an on-device count of the applied steps (set to the global step
+on resume), and a step skipped for an overflow leaves the averages and t unchanged.
+
 In a distributed run the trainable weights, and so their averages, are identical on every rank. The
 BN statistics are each rank's own (its batches), and so are their averages; rank 0's are the ones
 saved and evaluated, as for the BN statistics themselves, and a resumed run starts every rank from
-them. (Averaging the statistics over the ranks with an AllReduce in this separate update graph made
+them. (Averaging the statistics over the ranks with an AllReduce in a separate update graph made
 MindSpore 2.10's CPU workers crash with SIGSEGV, so it is not done.)
 """
 import mindspore as ms
 import numpy as np
-from mindspore import ParameterTuple, nn, ops
+from mindspore import Parameter, ParameterTuple, nn, ops
 
 from src.utils.checkpoint_file import EMA_PREFIX, assign_parameters
 from src.utils.errors import UserError
@@ -28,41 +32,38 @@ def check_ema_decay(decay: float) -> None:
         raise UserError(f"--ema_decay must be 0 (off) or in (0, 1), e.g. 0.9999; got {decay}")
 
 
-def warmed_decay(decay: float, steps: int) -> float:
-    """The decay used at the update after `steps` optimizer steps (timm's warm-up)."""
-    return min(decay, (1.0 + steps) / (WARMUP_OFFSET + steps))
+def _move_unless_skipped(decay, skipped, average, value):
+    moved = average * decay + value * (1.0 - decay)
+    return ops.assign(average, ops.select(skipped, average, moved))
 
 
-def _move(decay, average, value):
-    return ops.assign(average, average * decay + value * (1.0 - decay))
+class EMAUpdate(nn.Cell):
+    """One EMA update of every average, in graph mode, after a step that `skipped` or was applied."""
 
-
-class _Update(nn.Cell):
-    """One EMA update of every average, in graph mode."""
-
-    def __init__(self, params, averages):
-        super().__init__()
+    def __init__(self, params, averages, decay: float, steps_done: int):
+        super().__init__(auto_prefix=False)
         self.params, self.averages = ParameterTuple(params), ParameterTuple(averages)
+        self.decay = ms.Tensor(decay, ms.float32)
+        self.steps = Parameter(ms.Tensor(steps_done, ms.int32), name="ema_update.steps", requires_grad=False)
         self.map = ops.HyperMap()
 
-    def construct(self, decay):
-        return self.map(ops.partial(_move, decay), self.averages, self.params)
+    def construct(self, skipped):
+        steps = self.steps.astype(ms.float32)
+        decay = ops.minimum(self.decay, (1.0 + steps) / (WARMUP_OFFSET + steps))  # timm's warm-up
+        moved = self.map(ops.partial(_move_unless_skipped, decay, skipped), self.averages, self.params)
+        return ops.depend(ops.assign_add(self.steps, ops.logical_not(skipped).astype(ms.int32)), moved)
 
 
 class WeightsEMA:
-    """The EMA of every parameter of `net` (trainable weights and BN statistics), starting at its values."""
+    """The EMA of every parameter of `net` (trainable weights and BN statistics), starting at its values;
+    `update` is the cell that the training step's graph calls after each step."""
 
-    def __init__(self, net: nn.Cell, decay: float):
+    def __init__(self, net: nn.Cell, decay: float, steps_done: int = 0):
         check_ema_decay(decay)
-        self.decay = decay
         params = list(net.get_parameters())
         self.averages = ParameterTuple(params).clone(prefix=EMA_PREFIX.rstrip("."), init="same")
         self._trainable = [average for average, p in zip(self.averages, params) if p.requires_grad]
-        self._update = _Update(params, self.averages)
-
-    def update(self, steps: int) -> None:
-        """Move the averages after an optimizer step; `steps` = the optimizer steps done before it."""
-        self._update(ms.Tensor(warmed_decay(self.decay, steps), ms.float32))
+        self.update = EMAUpdate(params, self.averages, decay, steps_done)
 
     def entries(self) -> list[dict]:
         """Checkpoint entries `ema.<name>`."""

@@ -29,17 +29,23 @@ class TrainLog:
         self.prefix = prefix
         self.epoch_seconds: list[float] = []
         self._epoch_start = self._interval_start = time.perf_counter()
+        self._steps_since_line = 0
 
     def start_epoch(self) -> None:
         self._epoch_start = self._interval_start = time.perf_counter()
+        self._steps_since_line = 0
 
-    def step(self, epoch: int, step_in_epoch: int, loss: float, lr: float) -> None:
-        """A progress line every `log_interval` steps inside an epoch (not at its last step)."""
-        if not self.log_interval or step_in_epoch % self.log_interval or step_in_epoch == self.steps_per_epoch:
+    def steps(self, epoch: int, step_in_epoch: int, steps: int, loss: float, lr: float) -> None:
+        """After `steps` more steps ending at `step_in_epoch` (a sink): a progress line when they reach or
+        cross a multiple of `log_interval` inside an epoch (not at its last step)."""
+        self._steps_since_line += steps
+        interval = self.log_interval
+        if not interval or step_in_epoch == self.steps_per_epoch or \
+                step_in_epoch // interval == (step_in_epoch - steps) // interval:
             return
         now = time.perf_counter()
-        speed = self.log_interval * self.images_per_step / max(now - self._interval_start, 1e-9)
-        self._interval_start = now
+        speed = self._steps_since_line * self.images_per_step / max(now - self._interval_start, 1e-9)
+        self._interval_start, self._steps_since_line = now, 0
         print(f"{self.prefix}epoch {epoch}/{self.total_epochs} step {step_in_epoch}/{self.steps_per_epoch} "
               f"| loss {loss:.4f} | lr {lr:.6f} | {speed:.1f} img/s", flush=True)
 

@@ -14,9 +14,6 @@ becomes the largest float, a NaN becomes 0), so only the device's float status
 (`NPUGetFloatStatusV2`, which MindSpore's cell reads on 910A) reveals an overflow. An overflowing
 step is then not applied, and with a fixed scale it stops the run (`TrainingDiverged`).
 """
-import math
-from dataclasses import dataclass
-
 import mindspore as ms
 import numpy as np
 from mindspore import ParameterTuple, nn, ops
@@ -29,14 +26,6 @@ SCALE_FACTOR, SCALE_WINDOW = 2, 1000  # MindSpore's defaults for DynamicLossScal
 
 class TrainingDiverged(UserError):
     """A NaN or inf loss of a step that updated the weights, or NaN/inf weights: nothing to save."""
-
-
-@dataclass
-class StepResult:
-    loss: float
-    skipped: bool       # dynamic loss scale only: the gradients overflowed, the weights were not updated
-    loss_scale: float   # the scale after this step
-    fixed_scale: bool = False  # an overflow cannot be cured by a smaller scale: it stops the run
 
 
 def _keep_unless_skipped(skipped, statistic, before_step):
@@ -77,7 +66,7 @@ class OverflowCheckedStep(nn.TrainOneStepWithLossScaleCell):
 
 
 class TrainStep:
-    """Builds the train cell for `loss_scale_type` and runs one step at a time."""
+    """Builds the train cell for `loss_scale_type` (`src.training.sunk_steps` runs it)."""
 
     def __init__(self, net: nn.Cell, optimizer: nn.Optimizer, loss_fn: nn.Cell, amp_level: str,
                  loss_scale_type: str, loss_scale: float, device_target: str):
@@ -103,17 +92,6 @@ class TrainStep:
             cell = OverflowCheckedStep(cell.network, optimizer, scale, device_target)
         self.cell = cell
 
-    def set_train(self, mode: bool = True) -> None:
-        self.cell.set_train(mode)
-
-    def __call__(self, images, labels) -> StepResult:
-        if not self.checked:
-            return StepResult(float(self.cell(images, labels).asnumpy()), False, self.loss_scale)
-        loss, overflow, _ = self.cell(images, labels)
-        if self.dynamic:
-            self.loss_scale = float(self.cell.scale_sense.asnumpy())  # after this step's update
-        return StepResult(float(loss.asnumpy()), bool(overflow.asnumpy()), self.loss_scale, not self.dynamic)
-
 
 def check_loss_scale_type(loss_scale_type: str) -> None:
     if loss_scale_type not in LOSS_SCALE_TYPES:
@@ -131,26 +109,10 @@ def optimizer_loss_scale(loss_scale_type: str, loss_scale: float, device_target:
     return 1.0 if uses_checked_step(loss_scale_type, device_target) else loss_scale
 
 
-def _advice(last_checkpoint: str | None) -> str:
+def advice(last_checkpoint: str | None) -> str:
     kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
     return (f"{kept}; lower --lr_max, or use --loss_scale_type dynamic to skip overflowing steps, then continue "
             "with --resume auto")
-
-
-def check_finite(result: StepResult, where: str, last_checkpoint: str | None) -> None:
-    """Raise `TrainingDiverged` for a NaN/inf loss of an applied step (`where`: "epoch E step S/N").
-
-    A skipped step has not touched the weights; with a dynamic scale it is not an error, with a fixed
-    one (GPU/Ascend) the overflow would repeat, so the run stops.
-    """
-    if result.skipped and result.fixed_scale:
-        raise TrainingDiverged(f"the gradients overflowed at {where} (found by the device's overflow check; the step "
-                               f"was not applied) with the fixed loss scale {result.loss_scale:g} "
-                               f"({_advice(last_checkpoint)})")
-    if result.skipped or math.isfinite(result.loss):
-        return
-    raise TrainingDiverged(f"the loss became {result.loss} at {where}; the weights are broken and were not saved "
-                           f"({_advice(last_checkpoint)})")
 
 
 def check_finite_weights(params, where: str, last_checkpoint: str | None) -> None:
@@ -159,4 +121,4 @@ def check_finite_weights(params, where: str, last_checkpoint: str | None) -> Non
         value = param.asnumpy()
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise TrainingDiverged(f"{param.name} holds NaN/inf at {where} although the loss stayed finite; the "
-                                   f"weights were not saved ({_advice(last_checkpoint)})")
+                                   f"weights were not saved ({advice(last_checkpoint)})")

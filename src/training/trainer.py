@@ -13,8 +13,9 @@ import numpy as np
 
 from src.evaluation.metrics import EvalResult, evaluate
 from src.evaluation.predict import Predictor, images_per_call
-from src.training.build import (build_datasets, build_network, build_optimizer, check_run_settings,
-                                effective_loss_scale, learning_rates, load_pre_trained, output_folder)
+from src.training.build import (build_datasets, build_network, build_optimizer, build_train_dataset,
+                                check_run_settings, effective_loss_scale, learning_rates, load_pre_trained,
+                                output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
 from src.training.ema import WeightsEMA, check_ema_decay
 from src.training.loss import CrossEntropySmooth
@@ -22,10 +23,11 @@ from src.training.plot import PNG_NAME, plot_metrics
 from src.training.resume_agreement import check_ranks_agree
 from src.training.run_folder import RunFolderLock, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
+from src.training.sunk_steps import EpochRunner, SunkSteps, check_finite, steps_text
 from src.training.train_log import MetricsCSV, TrainLog
-from src.training.train_step import StepResult, TrainStep, check_finite, check_loss_scale_type
+from src.training.train_step import TrainStep, check_loss_scale_type
 from src.utils.config import Config
-from src.utils.device import Placement, resolve_amp_level
+from src.utils.device import Placement, resolve_amp_level, resolve_sink_size
 from src.utils.errors import UserError
 from src.utils.fingerprint import weights_fingerprint
 
@@ -63,27 +65,29 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise UserError(f"--batch_size {cfg.batch_size} is larger than the training shard of this rank; "
                             "lower --batch_size")
+        self.sink_size = resolve_sink_size(cfg.sink_size, place.device_target, self.steps_per_epoch)
         self.net = build_network(cfg, place.device_target)
         state, moments, resumed_from = self._starting_point()
         lr = learning_rates(cfg, place.rank_size, self.steps_per_epoch, state.global_step)
         self.optimizer = build_optimizer(cfg, self.net, lr, self.checkpoints.loss_scale, place.device_target)
         if resumed_from:
             self.checkpoints.restore_moments(self.optimizer, moments, resumed_from)
-        self._start_ema(moments, resumed_from)
+        self._start_ema(moments, resumed_from, state.global_step)
         loss_fn = CrossEntropySmooth(cfg.label_smooth_factor, cfg.class_num)
-        self.train_step = TrainStep(self.net, self.optimizer, loss_fn, self.amp_level, cfg.loss_scale_type,
-                                    self.checkpoints.loss_scale, place.device_target)
+        self.sunk = SunkSteps(TrainStep(self.net, self.optimizer, loss_fn, self.amp_level, cfg.loss_scale_type,
+                                        self.checkpoints.loss_scale, place.device_target), self.ema)
+        self.runner = EpochRunner(self.sunk, self._step, train_data, cfg.epoch_size - state.epoch, self.sink_size,
+                                  place.device_target, lambda: build_train_dataset(cfg, place))
         self.metrics = self._start_run_files(state)
         self.log = TrainLog(cfg.epoch_size, self.steps_per_epoch, cfg.batch_size * place.rank_size,
                             cfg.log_interval, self.prefix)
         self._announce()
 
-        iterator = train_data.create_tuple_iterator(num_epochs=cfg.epoch_size - state.epoch)
         first_step, skip = state.global_step, state.step_in_epoch
         for epoch in range(state.epoch + 1, cfg.epoch_size + 1):
-            losses, last_lr = self._train_epoch(iterator, epoch, state, skip, lr[state.global_step - first_step:])
+            loss, last_lr = self._train_epoch(epoch, state, skip, lr[state.global_step - first_step:])
             skip = 0  # only the resumed epoch had steps trained before the stop
-            self._end_epoch(epoch, state, losses, last_lr)
+            self._end_epoch(epoch, state, loss, last_lr)
         self._finish(state)
         return state
 
@@ -125,50 +129,45 @@ class Trainer:
         self.say(f"training {cfg.arch} ({cfg.stem_type} stem, {cfg.image_size}px) on {place.device_target}"
                  f"{f' x{place.rank_size}' if place.rank_size > 1 else ''}: {cfg.epoch_size} epochs of "
                  f"{self.steps_per_epoch} steps, batch {cfg.batch_size} per device, amp {self.amp_level}, "
-                 f"{cfg.loss_scale_type} loss scale {self.checkpoints.loss_scale:g}; output in {self.output}")
+                 f"{cfg.loss_scale_type} loss scale {self.checkpoints.loss_scale:g}, {self.sink_size} steps per sink; "
+                 f"output in {self.output}")
 
-    def _train_epoch(self, iterator, epoch: int, state: RunState, skip: int, lr: np.ndarray
-                     ) -> tuple[list[float], float]:
-        """Train one pass over the data, skipping its first `skip` steps; return the losses and the last LR.
+    def _train_epoch(self, epoch: int, state: RunState, skip: int, lr: np.ndarray) -> tuple[float, float]:
+        """Train one pass over the data from its step skip+1, checking each sink at its end; return the mean
+        loss of the applied steps and the last LR.
 
         `lr[i]` is the LR of the i-th optimizer step from here on (skipped overflow steps do not advance it).
         """
         self.log.start_epoch()
-        self.train_step.set_train(True)
-        losses, overflowed, step_lr = [], 0, float(lr[0])
-        for step_in_epoch, (images, labels) in enumerate(iterator, start=1):  # one pass = one epoch
-            if step_in_epoch <= skip:
-                continue
-            step_lr = float(lr[len(losses)])
-            where = f"epoch {epoch} step {step_in_epoch}/{self.steps_per_epoch}"
-            result = self._step(epoch, step_in_epoch, images, labels)
-            check_finite(result, where, self.checkpoints.last)
-            state.step_in_epoch = step_in_epoch % self.steps_per_epoch
-            self.checkpoints.loss_scale = result.loss_scale
-            if result.skipped:  # the optimizer did not run, so its LR position did not move either
-                overflowed += 1
-            else:
-                if self.ema is not None:
-                    self.ema.update(state.global_step)
-                state.global_step += 1
-                losses.append(result.loss)
-            self.log.step(epoch, step_in_epoch, result.loss, step_lr)
+        self.sunk.set_train(True)
+        loss_sum, applied, overflowed, step_lr = 0.0, 0, 0, float(lr[0])
+        for first, last in self.runner.epoch(epoch, skip):
+            totals = self.sunk.read_totals()
+            check_finite(totals, steps_text(epoch, first, last, self.steps_per_epoch), self.checkpoints.last)
+            step_lr = float(lr[applied + max(totals.applied - 1, 0)])  # the sink's last applied step's
+            if totals.applied:
+                loss_sum += totals.loss * totals.applied
+            applied, overflowed = applied + totals.applied, overflowed + totals.skipped
+            state.global_step += totals.applied
+            state.step_in_epoch = last % self.steps_per_epoch
+            self.checkpoints.loss_scale = totals.loss_scale
+            self.log.steps(epoch, last, last - first + 1, totals.loss, step_lr)
             if self.stop.signum and state.step_in_epoch:
-                self._stop(state, where)
+                self._stop(state, steps_text(epoch, last, last, self.steps_per_epoch))
         if overflowed:
             self.say(f"epoch {epoch}: skipped {overflowed} of {self.steps_per_epoch} steps whose gradients overflowed "
                      f"(not applied); loss scale now {self.checkpoints.loss_scale:g}")
-        return losses, step_lr
+        return (loss_sum / applied if applied else float("nan")), step_lr
 
-    def _step(self, epoch: int, step_in_epoch: int, images, labels) -> StepResult:
-        """One optimizer step; `epoch` and `step_in_epoch` name it (tests inject faults at a named step)."""
-        return self.train_step(images, labels)
+    def _step(self, epoch: int, step_in_epoch: int, images, labels) -> None:
+        """One step from the host, not read back; `epoch` and `step_in_epoch` name it (tests inject faults at a
+        named step)."""
+        self.sunk(images, labels)
 
-    def _end_epoch(self, epoch: int, state: RunState, losses: list[float], step_lr: float) -> None:
+    def _end_epoch(self, epoch: int, state: RunState, epoch_loss: float, step_lr: float) -> None:
         """Evaluate, log, checkpoint and write the metrics row of a finished epoch; stop if asked to."""
         cfg = self.cfg
         state.epoch = epoch
-        epoch_loss = float(np.mean(losses)) if losses else float("nan")
         result = self._maybe_evaluate(epoch, state)
         eval_text = "" if result is None else \
             f"top1 {result.top1:.2%} top5 {result.top5:.2%} (best {state.best_top1:.2%})"
@@ -194,11 +193,11 @@ class Trainer:
             self._curves_off = True
             self.say(f"warning: {err}; training goes on without {PNG_NAME}")
 
-    def _start_ema(self, saved: dict[str, np.ndarray], resumed_from: str | None) -> None:
+    def _start_ema(self, saved: dict[str, np.ndarray], resumed_from: str | None, global_step: int) -> None:
         """With --ema_decay: the EMA starts at the starting weights, or continues the resumed checkpoint's."""
         if not self.cfg.ema_decay:
             return
-        self.ema = WeightsEMA(self.net, self.cfg.ema_decay)
+        self.ema = WeightsEMA(self.net, self.cfg.ema_decay, steps_done=global_step)
         if resumed_from and not self.ema.restore(saved):
             self.say(f"warning: {resumed_from} holds no EMA (trained without --ema_decay); the EMA starts from its "
                      "weights")
@@ -253,7 +252,8 @@ class Trainer:
 def train(cfg: Config, placement: Placement) -> RunState:
     """Run training as configured; see `Trainer`.
 
-    SIGTERM and Ctrl-C save a checkpoint at the next step boundary and stop (`TrainingInterrupted`).
+    SIGTERM and Ctrl-C save a checkpoint at the end of the current sink (`--sink_size` steps) and stop
+    (`TrainingInterrupted`).
     A file that cannot be written (a full disk, no permission) stops the run with one line naming the
     file; checkpoints are written atomically, so the previous ones are intact.
     """

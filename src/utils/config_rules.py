@@ -119,6 +119,7 @@ RULES: dict[str, Any] = {
     "keep_checkpoint_max": Range(0, note=" (0 keeps every checkpoint)"),
     "eval_interval": COUNT_OR_OFF,
     "log_interval": COUNT_OR_OFF,
+    "sink_size": Pattern(r"auto|[1-9][0-9]*", "auto or a whole number of at least 1"),  # a divisor: resolve_sink_size
     "result_json": ANY,
     "use_ema": ANY,
     # ---- export / inference ----

@@ -15,6 +15,9 @@ os.environ.setdefault("GLOG_v", "3")
 DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
 AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
 CONV_IMPLS = ("auto", "native", "split", "fast")
+# `sink_size auto` on GPU/Ascend: 50 steps per host round trip hide the host's latency, while progress
+# lines and a stop signal still come within seconds (SIGTERM is honoured at a sink's end).
+AUTO_SINK_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -132,3 +135,17 @@ def check_device_choices(cfg) -> None:
     """Refuse an AMP level or conv_impl that `cfg.device_target` cannot run, before any device is set up."""
     resolve_amp_level(cfg.amp_level, cfg.device_target)
     resolve_conv_impl(cfg.conv_impl, cfg.device_target)
+
+
+def resolve_sink_size(sink_size: str, device_target: str, steps_per_epoch: int) -> int:
+    """Steps per host round trip: `auto` = 1 on the CPU (no data sink there), on GPU/Ascend the largest
+    divisor of `steps_per_epoch` up to AUTO_SINK_LIMIT. A sink must end at the epoch's end (evaluation and
+    checkpoints happen there), so an explicit size must divide the epoch."""
+    divisors = [size for size in range(1, steps_per_epoch + 1) if steps_per_epoch % size == 0]
+    if sink_size == "auto":
+        return 1 if device_target == "CPU" else max(size for size in divisors if size <= AUTO_SINK_LIMIT)
+    if int(sink_size) not in divisors:
+        shown = ", ".join(str(size) for size in divisors if size <= 100)
+        raise UserError(f"--sink_size {sink_size} does not divide the {steps_per_epoch} steps of an epoch; use auto or "
+                        f"one of {shown}")
+    return int(sink_size)

@@ -186,10 +186,14 @@ def _diverge_from_epoch_1(resumed_run, data, out, *extra: str, env: dict[str, st
     return error
 
 
-def test_nan_loss_with_a_fixed_loss_scale_stops_and_keeps_the_last_good_checkpoint(resumed_run, data, tmp_path):
-    # A learning rate of 1e30 makes the weights explode after one step, as real divergence does.
-    error = _diverge_from_epoch_1(resumed_run, data, tmp_path / "out", "--lr_max", "1e30", "--lr_end", "1e30")
-    assert re.search(rf"the loss became (nan|inf) at epoch 2 step [2-4]/{STEPS}; the weights are broken", error), error
+@pytest.mark.parametrize("sink_size, where", [("auto", "step [2-4]"), ("5", "steps 1-5")])
+def test_nan_loss_with_a_fixed_loss_scale_stops_and_keeps_the_last_good_checkpoint(resumed_run, data, tmp_path,
+                                                                                 sink_size, where):
+    # A learning rate of 1e30 makes the weights explode after one step, as real divergence does; with
+    # several steps per sink the run stops at the end of the sink that holds the first NaN loss.
+    error = _diverge_from_epoch_1(resumed_run, data, tmp_path / "out", "--lr_max", "1e30", "--lr_end", "1e30",
+                                  "--sink_size", sink_size)
+    assert re.search(rf"the loss became (nan|inf) at epoch 2 {where}/{STEPS}; the weights are broken", error), error
 
 
 def test_nan_weights_under_a_finite_loss_are_never_saved(resumed_run, data, tmp_path):
@@ -199,10 +203,11 @@ def test_nan_weights_under_a_finite_loss_are_never_saved(resumed_run, data, tmp_
     assert f"holds NaN/inf at epoch 2 step {STEPS}/{STEPS} although the loss stayed finite" in error, error
 
 
-def test_nan_batch_with_a_dynamic_loss_scale_is_skipped_and_counted(data, tmp_path):
+@pytest.mark.parametrize("sink_size", ["auto", "5"])
+def test_nan_batch_with_a_dynamic_loss_scale_is_skipped_and_counted(data, tmp_path, sink_size):
     out = tmp_path / "out"
-    result = run_entry("train.py", train_args(data, out, "--epoch_size", "1", "--loss_scale_type", "dynamic"),
-                       env=fault_env(nan_at="1:3"))
+    result = run_entry("train.py", train_args(data, out, "--epoch_size", "1", "--loss_scale_type", "dynamic",
+                                              "--sink_size", sink_size), env=fault_env(nan_at="1:3"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"epoch 1: skipped 1 of {STEPS} steps whose gradients overflowed (not applied); loss scale now 512" \
         in result.stdout

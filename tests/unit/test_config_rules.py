@@ -29,6 +29,7 @@ from src.utils.errors import UserError
     (["--class_num", "0"], "--class_num must be at least 2"),
     (["--arch", "resnet"], "--arch must be one of sknet50 | sknet_tiny"),
     (["--download_sha256", "abc"], "--download_sha256 must be 64 hex digits"),
+    (["--sink_size", "0"], "--sink_size must be auto or a whole number of at least 1"),
 ])
 def test_bad_values_are_one_line_errors_naming_flag_value_and_range(flags, match):
     with pytest.raises(UserError, match=match.replace("|", r"\|").replace("(", r"\(")) as caught:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from src.sknet50 import create_model
-from src.training.ema import WeightsEMA, check_ema_decay, warmed_decay
+from mindspore import nn
+
+from src.training.ema import WeightsEMA, check_ema_decay
 from src.utils.checkpoint_file import load_weights, save_checkpoint_atomic, weights_kind
 from src.utils.config import load_config
 from src.utils.errors import UserError
@@ -28,32 +30,48 @@ def test_decay_outside_0_1_is_a_one_line_error(decay):
         check_ema_decay(decay)
 
 
-def test_warm_up_follows_timm():
-    assert warmed_decay(0.9999, 0) == pytest.approx(0.1)
-    assert warmed_decay(0.9999, 90) == pytest.approx(91 / 100)
-    assert warmed_decay(0.9, 10_000) == 0.9
+def moved_by_one_update(net, ema, skipped=False):
+    """Add 1 to every parameter, run one update; return how far each average moved towards it."""
+    params = list(net.get_parameters())
+    start = {p.name: p.asnumpy().copy() for p in params}
+    for param in params:
+        param.set_data(ms.Tensor(param.asnumpy() + 1.0))
+    ema.update(ms.Tensor(skipped))
+    return {a.name[len("ema."):]: a.asnumpy() - start[a.name[len("ema."):]] for a in ema.averages}
+
+
+@pytest.mark.parametrize("decay, steps_done, weight_of_the_step", [(0.9999, 0, 0.9), (0.9999, 90, 0.09),
+                                                                   (0.9, 10_000, 0.1)])
+def test_warm_up_follows_timm_and_counts_the_steps_on_the_device(decay, steps_done, weight_of_the_step):
+    net = nn.Dense(3, 2)
+    ema = WeightsEMA(net, decay, steps_done)
+    for name, moved in moved_by_one_update(net, ema).items():  # decay_t = min(decay, (1 + t) / (10 + t))
+        np.testing.assert_allclose(moved, weight_of_the_step, rtol=1e-5, err_msg=name)
+    assert int(ema.update.steps.asnumpy()) == steps_done + 1
+
+
+def test_a_skipped_step_leaves_the_averages_and_the_count():
+    net = nn.Dense(3, 2)
+    ema = WeightsEMA(net, 0.9, 5)
+    assert all((moved == 0).all() for moved in moved_by_one_update(net, ema, skipped=True).values())
+    assert int(ema.update.steps.asnumpy()) == 5
 
 
 def test_every_parameter_and_statistic_moves_towards_the_network():
     net = tiny()
-    ema = WeightsEMA(net, 0.9)
+    ema = WeightsEMA(net, 0.9, 1000)  # decay 0.9 after the warm-up
     params = list(net.get_parameters())
     assert len(ema.averages) == len(params) and any(not p.requires_grad for p in params)  # BN statistics too
-    start = {p.name: p.asnumpy().copy() for p in params}
-    for param in params:
-        param.set_data(ms.Tensor(param.asnumpy() + 1.0))
-    ema.update(1000)  # decay 0.9 after the warm-up
-    for average in ema.averages:
-        name = average.name[len("ema."):]
-        np.testing.assert_allclose(average.asnumpy(), start[name] + 0.1, rtol=1e-5, atol=1e-6, err_msg=name)
+    for name, moved in moved_by_one_update(net, ema).items():
+        np.testing.assert_allclose(moved, 0.1, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_entries_restore_and_copy_to_another_network(tmp_path):
     net = tiny()
-    ema = WeightsEMA(net, 0.5)
+    ema = WeightsEMA(net, 0.5, 100)
     for param in net.get_parameters():
         param.set_data(ms.Tensor(param.asnumpy() * 0 + 2.0))
-    ema.update(100)
+    ema.update(ms.Tensor(False))
     saved = {entry["name"]: entry["data"].asnumpy() for entry in ema.entries()}
     other = WeightsEMA(tiny(), 0.5)
     assert other.restore(saved) and other.fingerprint() == ema.fingerprint()

@@ -13,7 +13,8 @@ from src.evaluation.eval_checkpoints import CheckpointEvaluator
 from src.sknet50 import sknet_tiny
 from src.training.build import build_optimizer
 from src.training.loss import CrossEntropySmooth
-from src.training.train_step import OverflowCheckedStep, StepResult, TrainingDiverged, TrainStep, check_finite
+from src.training.sunk_steps import SinkTotals, SunkSteps, check_finite
+from src.training.train_step import OverflowCheckedStep, TrainingDiverged, TrainStep
 from src.utils.config import load_config
 from src.utils.device import Placement
 
@@ -78,10 +79,12 @@ def test_mixed_precision_eval_network_keeps_the_parameter_names(device_target, a
 
 
 def test_an_overflow_with_a_fixed_scale_stops_the_run_and_a_dynamic_one_does_not():
-    overflow = StepResult(loss=65504.0, skipped=True, loss_scale=1024.0, fixed_scale=True)
-    with pytest.raises(TrainingDiverged, match="gradients overflowed at epoch 1 step 2/5 .*not applied"):
-        check_finite(overflow, "epoch 1 step 2/5", None)
-    check_finite(StepResult(loss=65504.0, skipped=True, loss_scale=512.0), "epoch 1 step 2/5", None)
+    overflow = SinkTotals(loss=2.5, applied=4, skipped=1, nonfinite=0, loss_scale=1024.0, fixed_scale=True)
+    with pytest.raises(TrainingDiverged, match="overflowed at epoch 1 steps 1-5/5 .*the step was not applied"):
+        check_finite(overflow, "epoch 1 steps 1-5/5", None)
+    check_finite(SinkTotals(2.5, 4, 1, 0, 512.0, fixed_scale=False), "epoch 1 steps 1-5/5", None)
+    with pytest.raises(TrainingDiverged, match="the loss became nan at epoch 1 steps 1-5/5; the weights are broken"):
+        check_finite(SinkTotals(float("nan"), 5, 0, 1, 1.0, fixed_scale=True), "epoch 1 steps 1-5/5", None)
 
 
 def batch(seed: int, nan: bool = False):
@@ -104,16 +107,18 @@ def test_the_fixed_scale_checked_step_of_a_chip_trains_like_the_cpu_step_and_ref
     checked_net, _, checked = train_step_for("GPU", "O0", "fixed", 1024.0)
     ms.load_param_into_net(checked_net, {n: ms.Parameter(v, n) for n, v in weights_of(plain_net).items()})
     checked.cell.check_on_host_kernels = True  # the CPU has no FloatStatus kernel
+    plain, checked = SunkSteps(plain, None), SunkSteps(checked, None)
     for step in (plain, checked):
         step.set_train(True)
         for seed in (1, 2):
-            result = step(*batch(seed))
-            assert not result.skipped
+            step(*batch(seed))
+        assert step.read_totals().applied == 2
     for name, value in weights_of(plain_net).items():  # scale 1024 in, 1/1024 out: exact in fp32
         np.testing.assert_allclose(weights_of(checked_net)[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
     before = weights_of(checked_net)
-    result = checked(*batch(3, nan=True))
-    assert result.skipped and result.fixed_scale
+    checked(*batch(3, nan=True))
+    result = checked.read_totals()
+    assert (result.applied, result.skipped, result.fixed_scale) == (0, 1, True)
     with pytest.raises(TrainingDiverged, match="gradients overflowed"):
         check_finite(result, "epoch 1 step 3/3", None)
     for name, value in weights_of(checked_net).items():
