@@ -21,16 +21,6 @@ from src.utils.errors import UserError
 NO_DECAY_SUFFIXES = (".gamma", ".beta", ".bias")
 
 
-def check_run_settings(cfg: Config) -> None:
-    """Counts that must be positive (or, for the intervals, at least zero) before anything starts."""
-    for key in ("epoch_size", "batch_size", "eval_batch_size", "save_checkpoint_epochs"):
-        if getattr(cfg, key) < 1:
-            raise UserError(f"--{key} must be at least 1, got {getattr(cfg, key)}")
-    for key in ("eval_interval", "log_interval", "keep_checkpoint_max"):
-        if getattr(cfg, key) < 0:
-            raise UserError(f"--{key} must be 0 (off) or more, got {getattr(cfg, key)}")
-
-
 def output_folder(cfg: Config) -> str:
     """`--output_path`, or `--checkpoint_path` (the original model-zoo flag) when that is given instead."""
     return os.path.abspath(cfg.checkpoint_path or cfg.output_path)

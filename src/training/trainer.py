@@ -14,10 +14,9 @@ import numpy as np
 from src.evaluation.metrics import EvalResult, evaluate
 from src.evaluation.predict import Predictor, images_per_call
 from src.training.build import (build_datasets, build_network, build_optimizer, build_train_dataset,
-                                check_run_settings, effective_loss_scale, learning_rates, load_pre_trained,
-                                output_folder)
+                                effective_loss_scale, learning_rates, load_pre_trained, output_folder)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
-from src.training.ema import WeightsEMA, check_ema_decay
+from src.training.ema import WeightsEMA
 from src.training.loss import CrossEntropySmooth
 from src.training.plot import PNG_NAME, plot_metrics
 from src.training.resume_agreement import check_ranks_agree
@@ -25,8 +24,9 @@ from src.training.run_folder import RunFolderLock, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
 from src.training.sunk_steps import EpochRunner, SunkSteps, check_finite, steps_text
 from src.training.train_log import MetricsCSV, TrainLog
-from src.training.train_step import TrainStep, check_loss_scale_type
+from src.training.train_step import TrainStep
 from src.utils.config import Config
+from src.utils.config_rules import validate
 from src.utils.device import Placement, resolve_amp_level, resolve_sink_size
 from src.utils.errors import UserError
 from src.utils.fingerprint import weights_fingerprint
@@ -36,11 +36,9 @@ class Trainer:
     """One training run configured by `cfg` on `placement`."""
 
     def __init__(self, cfg: Config, placement: Placement, stop: StopRequest | None = None):
-        check_run_settings(cfg)
+        validate(cfg.to_dict())  # load_config did it too; a Trainer may also be built from a Config in code
         if cfg.overwrite and cfg.resume:
             raise UserError("--overwrite true would delete the run that --resume continues; pass only one of them")
-        check_loss_scale_type(cfg.loss_scale_type)
-        check_ema_decay(cfg.ema_decay)
         self.cfg = cfg
         self.placement = placement
         self.stop = stop or StopRequest()  # an inactive one unless `train` installs it
