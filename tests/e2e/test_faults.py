@@ -12,21 +12,17 @@ import signal
 import subprocess
 import warnings
 
-import numpy as np
 import pytest
 
 from src.training.build import learning_rates
-from src.utils.checkpoint_file import list_checkpoints, load_checkpoint_file, read_sidecar, sidecar_path
+from src.utils.checkpoint_file import list_checkpoints, read_sidecar, sidecar_path
 from src.utils.config import load_config
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
 from tests.helpers.processes import run_entry, start_entry
+from tests.helpers.tiny_runs import CKPT_1, CKPT_2, CKPT_3, TINY, assert_all_load, copy_checkpoint, train_args
+from tests.helpers.tiny_runs import TINY_STEPS as STEPS
 
-STEPS = 10  # 5 files x 8 images / batch 4
-TINY = ["--device_target", "CPU", "--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32",
-        "--batch_size", "4", "--eval_batch_size", "4", "--warmup_epochs", "0", "--log_interval", "1",
-        "--num_parallel_workers", "1", "--eval_interval", "0", "--shuffle", "false"]
-CKPT_1, CKPT_2, CKPT_3 = (f"sknet_tiny-{epoch}_{STEPS}.ckpt" for epoch in (1, 2, 3))
 
 pytestmark = pytest.mark.slow
 
@@ -36,30 +32,9 @@ def data(tmp_path_factory):
     return write_cifar_layout(str(tmp_path_factory.mktemp("data")), per_train_file=8, test_count=8)
 
 
-def train_args(data: str, out, *extra: str) -> list[str]:
-    return [*TINY, "--data_path", data, "--output_path", str(out), *extra]
-
-
 def final_names(folder) -> list[str]:
     """The checkpoints under their final names (what resume and eval.py would read)."""
     return [os.path.basename(path) for path in list_checkpoints(str(folder))]
-
-
-def assert_all_load(folder) -> list[dict]:
-    """Every checkpoint under a final name passes its integrity check and loads; return their sidecars."""
-    sidecars = []
-    for path in list_checkpoints(str(folder)):
-        params, meta = load_checkpoint_file(path)
-        assert meta is not None and params, path
-        assert all(np.isfinite(value).all() for value in params.values() if value.dtype.kind == "f"), path
-        sidecars.append(meta)
-    return sidecars
-
-
-def copy_checkpoint(source_folder, name: str, target_folder) -> None:
-    os.makedirs(target_folder, exist_ok=True)
-    for path in (os.path.join(source_folder, name), sidecar_path(os.path.join(source_folder, name))):
-        shutil.copy(path, target_folder)
 
 
 def the_one_error_line(stderr: str) -> str:

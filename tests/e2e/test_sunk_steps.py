@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from tests.e2e.test_faults import CKPT_1, STEPS, assert_all_load, copy_checkpoint, train_args
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
 from tests.helpers.processes import run_entry, start_entry
+from tests.helpers.tiny_runs import CKPT_1, assert_all_load, copy_checkpoint, train_args
+from tests.helpers.tiny_runs import TINY_STEPS as STEPS
 
 pytestmark = pytest.mark.slow
 

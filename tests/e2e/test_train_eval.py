@@ -3,8 +3,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,22 +15,8 @@ from src.utils.errors import UserError
 from src.evaluation.eval_checkpoints import evaluate_checkpoints
 from src.sknet50 import create_model
 from src.training.build import learning_rates, load_pre_trained
-from tests.helpers import REPO_ROOT
-
-MODEL = ["--device_target", "CPU", "--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32"]
-# Deterministic: no shuffling or augmentation, so a resumed run can be compared with a straight one.
-# The network really learns (about 50% then 90% top-1 on the 20 test images), so comparisons between
-# eval paths compare varied predictions, not one constant class; the tests assert that.
-TRAIN = MODEL + ["--batch_size", "16", "--eval_batch_size", "8", "--shuffle", "false", "--augment", "false",
-                 "--epoch_size", "2", "--warmup_epochs", "0.4", "--lr_init", "0.01", "--lr_max", "0.1",
-                 "--lr_end", "0.01", "--log_interval", "2", "--num_parallel_workers", "1"]
-STEPS = 10  # 5 files x 32 images / batch 16
-
-
-def run(script, *args, timeout=600):
-    return subprocess.run([sys.executable, script, *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-
+from tests.helpers.tiny_runs import MODEL, TRAIN, run
+from tests.helpers.tiny_runs import TRAIN_STEPS as STEPS
 
 def metrics(folder):
     with open(os.path.join(folder, "metrics.csv"), newline="") as handle:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from src.utils.checkpoint_file import load_checkpoint_file, read_sidecar
-from tests.e2e.test_train_eval import TRAIN, run
 from tests.helpers.cifar_data import write_cifar_layout
 from src.data.cifar10_files import CLASS_NAMES
+from tests.helpers.tiny_runs import MODEL, TRAIN, run
 
-MODEL = ["--device_target", "CPU", "--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32"]
 EVERYTHING = MODEL + ["--batch_size", "16", "--eval_batch_size", "8", "--epoch_size", "2", "--warmup_epochs", "0.4",
                       "--lr_max", "0.05", "--log_interval", "0", "--ema_decay", "0.9", "--auto_augment", "cifar10",
                       "--cutout", "8", "--deterministic", "true"]

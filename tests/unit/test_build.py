@@ -1,5 +1,4 @@
 """What a run is built from: the weight-decay groups of a real network and each rank's training shard."""
-import numpy as np
 import pytest
 
 from src.sknet50 import create_model
