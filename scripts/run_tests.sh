@@ -61,7 +61,8 @@ for arg in "$@"; do
 done
 if ((${#targets[@]})); then cd "$repo"; fi
 status=0
-"$python" -m pytest -q "$@" "${targets[@]}" || status=$?
+# --durations: the slowest tests at the end of the log, to keep the whole suite well under 30 minutes.
+"$python" -m pytest -q --durations=15 "$@" "${targets[@]}" || status=$?
 if ((status == 5)); then
     echo "error: pytest collected no tests from: $* ${targets[*]}" >&2
 fi
