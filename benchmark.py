@@ -7,9 +7,9 @@ data: (1) the compile time of the training graph, train-step images/s (loss, bac
 Momentum update) and the peak resident memory of training; (2) eval images/s (forward in
 inference mode, as eval.py runs it: BatchNorm folded, CPU batches in calls of bounded size,
 src/evaluation/predict.py), MINDIR inference images/s (the folded network, `mindspore.export` +
-`nn.GraphCell(mindspore.load(...))`, the whole batch in one call) and their peak resident memory. Each rate is the median
-of `--steps` timed steps after `--warmup` untimed ones. Separate processes make each peak
-memory attributable (and a phase that runs out of memory does not take the other with it);
+`nn.GraphCell(mindspore.load(...))`, the whole batch in one call) and their peak resident memory.
+Each rate is the median of `--steps` timed steps after `--warmup` untimed ones. Separate processes
+make each peak memory attributable (and a phase that runs out of memory does not take the other with it);
 running both implementations in one call (alternately, `--rounds` times, reporting medians)
 keeps the ratio meaningful on a shared, noisy machine.
 

@@ -4,7 +4,7 @@ In inference mode a BatchNorm is an affine map per channel, y = scale * x + shif
 scale = gamma / sqrt(moving_variance + eps) and shift = beta - moving_mean * scale. After a conv
 or a dense layer without bias, scaling the layer's weight by `scale` (per output channel) and
 adding `shift` as a bias computes the same function with one small kernel instead of a BatchNorm:
-~15% less eval time for SKNet-50 on the CPU (docs/performance.md), and the exported model is
+~12% less eval time for SKNet-50 on the CPU (docs/performance.md), and the exported model is
 smaller and faster on every runtime.
 
 A network built with `fold_bn=True` (`src.sknet50.create_model`) has a `FoldedBatchNorm` where
@@ -14,7 +14,6 @@ Training always uses the unfolded network, so checkpoints never change.
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import initializer
-
 
 
 class FoldedBatchNorm(nn.Cell):
