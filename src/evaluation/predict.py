@@ -1,9 +1,9 @@
 """Logits of a batch of images from a network, in graph calls of bounded size on the CPU.
 
-MindSpore's CPU graph keeps nearly every activation of a call alive until the call ends (~130 MB
-per 224x224 image for SKNet-50, measured), so a large batch at 224x224 needs GBs. On the CPU a
-batch is therefore run in calls of at most `CPU_PIXELS_PER_CALL` pixels: at 224x224, 4 images per
-call, which cut eval's peak memory at batch 32 from 5.0 to 1.4 GB at the same speed (measured,
+The peak memory of a CPU graph call grows with its batch (~50 MB per 224x224 image for
+SKNet-50's inference form, measured), so a large batch at 224x224 needs GBs. On the CPU a batch is
+therefore run in calls of at most `CPU_PIXELS_PER_CALL` pixels: at 224x224, 4 images per call, which
+cut eval's peak memory at batch 32 from 2.4 to 1.1 GB at no loss of speed (measured,
 docs/performance.md); a batch of 32x32 images runs in one call up to 196 images. GPU and Ascend
 reuse device memory inside a graph and run whole batches.
 """
