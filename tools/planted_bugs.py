@@ -118,4 +118,11 @@ BUGS = [
         "if size <= AUTO_SINK_LIMIT", "if size < AUTO_SINK_LIMIT", SUNK_TESTS),
     Bug("a sink that crosses log_interval prints no progress line", "src/training/train_log.py",
         "step_in_epoch // interval == (step_in_epoch - steps) // interval", "step_in_epoch % interval", SUNK_TESTS),
+    # --- issue 14, round 2: the CPU's broadcasting Mul keeps 4x its output ---
+    Bug("the fast SK unit multiplies by broadcasting", "src/layers/selective_kernel.py",
+        "        return x * ops.broadcast_to(channel_weights, x.shape)\n", "        return x * channel_weights\n",
+        ("tests/unit/test_sk_memory.py",)),
+    Bug("the fast SK unit does not broadcast explicitly", "src/layers/selective_kernel.py",
+        'self.broadcasts_explicitly = conv_impl == "fast"', "self.broadcasts_explicitly = False",
+        ("tests/unit/test_sk_memory.py",)),
 ]
