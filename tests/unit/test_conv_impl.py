@@ -14,7 +14,7 @@ import pytest
 from mindspore import nn, ops
 
 from src.training.loss import CrossEntropySmooth
-from src.layers import cpu_gemm_conv
+from src.layers import cpu_gemm_conv, selective_kernel
 from src.sknet50 import sknet50, sknet_tiny
 from src.layers.conv import Conv2d
 from src.layers.cpu_gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS
@@ -87,7 +87,8 @@ def test_the_cases_cover_every_branch_of_the_fast_path():
     assert small == {(True, 1), (True, 2), (False, 1), (False, 2)}
 
 
-def check_fast_matches_native(shape, size):
+def check_matches_native(shape, size, conv_impl: str):
+    """Output, input gradient and weight gradient of `conv_impl` against `native`, on random data."""
     in_channels, out_channels, kernel, stride, _, groups = shape
     rng = np.random.default_rng(sum(shape) + size)
     fan_in = in_channels // groups * kernel * kernel
@@ -97,8 +98,8 @@ def check_fast_matches_native(shape, size):
     upstream = rng.standard_normal((2, out_channels, out_size, out_size))
     arrays = [a.astype(np.float32) for a in (weight, x, upstream)]
     native = conv_results(shape, "native", *arrays)
-    fast = conv_results(shape, "fast", *arrays)
-    for what, a, b in zip(("output", "input gradient", "weight gradient"), fast, native):
+    other = conv_results(shape, conv_impl, *arrays)
+    for what, a, b in zip(("output", "input gradient", "weight gradient"), other, native):
         assert a.shape == b.shape, what
         assert_close(a, b, what)
 
@@ -106,7 +107,7 @@ def check_fast_matches_native(shape, size):
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, size", conv_cases())
 def test_fast_conv_matches_native(shape, size):
-    check_fast_matches_native(shape, size)
+    check_matches_native(shape, size, "fast")
 
 
 def im2col_cases():
@@ -125,7 +126,7 @@ def test_im2col_cases_cover_both_layouts_and_strides():
 @pytest.mark.parametrize("shape, size", im2col_cases())
 def test_fast_conv_matches_native_when_columns_are_recomputed(shape, size, monkeypatch):
     monkeypatch.setattr(cpu_gemm_conv, "KEEP_COLUMNS_MAX_ELEMENTS", 0)
-    check_fast_matches_native(shape, size)
+    check_matches_native(shape, size, "fast")
 
 
 class TrainGradients(nn.Cell):
@@ -166,7 +167,9 @@ def test_checkpoints_move_between_implementations(tmp_path):
 
 
 @pytest.mark.slow
-def test_whole_network_logits_and_gradients_match(tmp_path):
+def test_whole_network_logits_and_gradients_match(tmp_path, monkeypatch):
+    # Every SK map through the fast unit's explicit broadcast (the direct Mul is native's own code).
+    monkeypatch.setattr(selective_kernel, "BROADCAST_MUL_MAX_ELEMENTS", 0)
     native, fast = tiny_pair()
     ms.load_param_into_net(fast, {n: p for n, p in native.parameters_and_names()}, strict_load=True)
     rng = np.random.default_rng(7)
@@ -187,21 +190,6 @@ def test_whole_network_logits_and_gradients_match(tmp_path):
     assert_close(fast(images).asnumpy(), native(images).asnumpy(), "eval logits")
 
 
-def check_split_matches_native(shape, size):
-    in_channels, out_channels, kernel, stride, _, groups = shape
-    rng = np.random.default_rng(sum(shape) + size)
-    weight = rng.standard_normal((out_channels, in_channels // groups, kernel, kernel)) / np.sqrt(kernel * kernel)
-    x = rng.standard_normal((2, in_channels, size, size))
-    out_size = (size - 1) // stride + 1
-    upstream = rng.standard_normal((2, out_channels, out_size, out_size))
-    arrays = [a.astype(np.float32) for a in (weight, x, upstream)]
-    native = conv_results(shape, "native", *arrays)
-    split = conv_results(shape, "split", *arrays)
-    for what, a, b in zip(("output", "input gradient", "weight gradient"), split, native):
-        assert a.shape == b.shape, what
-        assert_close(a, b, what)
-
-
 def split_cases():
     """Every SKNet-50 conv shape once, at a size whose output has several pixels (stride 2 included)."""
     return [pytest.param(shape, 16 if shape[2] == 7 else 6, id="x".join(map(str, shape)))
@@ -217,7 +205,7 @@ def test_split_cases_include_every_grouped_conv_of_sknet50():
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, size", split_cases())
 def test_split_conv_matches_native(shape, size):
-    check_split_matches_native(shape, size)
+    check_matches_native(shape, size, "split")
 
 
 @pytest.mark.slow
