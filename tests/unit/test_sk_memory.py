@@ -9,19 +9,14 @@ it. The fast unit keeps ~1x its input per unit (measured), which two parallel gr
 alone keep too, not the `Mul`. Multiplying by the (B, C, 1, 1) weights directly on the CPU
 fails this test.
 """
-import json
-import os
-import subprocess
-import sys
-
-from tests.helpers import REPO_ROOT
+from tests.helpers.peak_memory import kept_per_layer_mb
 
 BATCH, CHANNELS, SIZE = 16, 64, 32
 INPUT_MB = BATCH * CHANNELS * SIZE * SIZE * 4 / 2**20  # 4 MB; each of the 2 paths' outputs is as large
 DEPTHS = (3, 9)
 
 WORKER = r"""
-import json, sys
+import sys
 import numpy as np
 import mindspore as ms
 from mindspore import nn
@@ -39,36 +34,16 @@ net = nn.SequentialCell(units)
 net.set_train(False)
 x = ms.Tensor(np.random.default_rng(1).standard_normal((batch, channels, size, size), dtype=np.float32))
 
-
-def status_mb(field):
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
-
-
 net.compile(x)
-with open("/proc/self/clear_refs", "w") as clear_refs:
-    clear_refs.write("5")  # resets VmHWM (the peak RSS) to the current RSS, forgetting the compiler's peak
-before = status_mb("VmRSS")
-net(x).asnumpy()
-net(x).asnumpy()
-print("GROWTH_MB " + json.dumps(status_mb("VmHWM") - before), flush=True)
+
+
+def run():
+    net(x).asnumpy()
 """
 
 
-def peak_growth_mb(tmp_path, variant: str, layers: int) -> float:
-    script = tmp_path / "worker.py"  # MindSpore compiles only code it can read from a file
-    script.write_text(WORKER)
-    proc = subprocess.run([sys.executable, str(script), variant, *map(str, (layers, BATCH, CHANNELS, SIZE))],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "GLOG_v": "3", "PYTHONPATH": REPO_ROOT})
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("GROWTH_MB ")]
-    assert lines, f"the {variant} worker failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1].split(" ", 1)[1])
-
-
 def kept_per_unit_mb(tmp_path, variant: str) -> float:
-    shallow, deep = (peak_growth_mb(tmp_path, variant, layers) for layers in DEPTHS)
-    return (deep - shallow) / (DEPTHS[1] - DEPTHS[0])
+    return kept_per_layer_mb(tmp_path, WORKER, variant, DEPTHS, BATCH, CHANNELS, SIZE)
 
 
 def test_the_fast_sk_unit_keeps_no_broadcast_buffers(tmp_path):
