@@ -18,6 +18,7 @@ from src.training.build import learning_rates, load_pre_trained
 from tests.helpers.tiny_runs import MODEL, TRAIN, run
 from tests.helpers.tiny_runs import TRAIN_STEPS as STEPS
 
+
 def metrics(folder):
     with open(os.path.join(folder, "metrics.csv"), newline="") as handle:
         return list(csv.DictReader(handle))

@@ -2,13 +2,11 @@
 counts they give on their test modules' data, and checks of the checkpoints a run leaves."""
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 
 from src.utils.checkpoint_file import list_checkpoints, load_checkpoint_file, sidecar_path
-from tests.helpers import REPO_ROOT
+from tests.helpers.processes import run_entry
 
 MODEL = ["--device_target", "CPU", "--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32"]
 
@@ -27,9 +25,9 @@ TINY_STEPS = 10  # 5 files x 8 images / batch 4
 CKPT_1, CKPT_2, CKPT_3 = (f"sknet_tiny-{epoch}_{TINY_STEPS}.ckpt" for epoch in (1, 2, 3))
 
 
-def run(script, *args, timeout=600):
-    return subprocess.run([sys.executable, script, *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+def run(script, *args):
+    """`run_entry` with the arguments spread out, as the train/eval tests write them."""
+    return run_entry(script, list(args))
 
 
 def train_args(data: str, out, *extra: str) -> list[str]:
