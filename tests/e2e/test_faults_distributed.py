@@ -1,6 +1,7 @@
 """A rank killed in a 2-worker CPU msrun job: the job ends non-zero, and `--resume auto` restarts it
 from rank 0's last checkpoint (scripts/run_distribute_train.sh, real processes)."""
 import os
+import re
 import signal
 import time
 
@@ -53,9 +54,15 @@ def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpo
 
     resumed = launch(data, out, tmp_path / "logs_resumed", "--resume", "auto")
     assert resumed.finish() == 0, resumed.output[-3000:]
+    fingerprints = []
     for rank in (0, 1):
         with open(tmp_path / "logs_resumed" / f"worker_{rank}.log", encoding="utf-8", errors="replace") as log:
-            assert f"[rank {rank}] resumed {checkpoint_1}: epoch 1, global step {STEPS}" in log.read()
+            text = log.read()
+        assert f"[rank {rank}] resumed {checkpoint_1}: epoch 1, global step {STEPS}" in text
+        assert f"[rank {rank}] epoch 2/3 " in text and f"[rank {rank}] epoch 1/3 " not in text
+        fingerprints += re.findall(rf"\[rank {rank}\] final weights fingerprint (\w+)", text)
+    # The resumed ranks still train in lockstep (averaged gradients).
+    assert len(fingerprints) == 2 and len(set(fingerprints)) == 1
     checkpoints = list_checkpoints(str(out))
     assert checkpoints == [checkpoint_1] + [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (2, 3)]
     assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints] == [STEPS, 2 * STEPS, 3 * STEPS]
