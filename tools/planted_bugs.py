@@ -123,7 +123,7 @@ BUGS = [
         "        return x * ops.broadcast_to(channel_weights, x.shape)\n", "        return x * channel_weights\n",
         ("tests/unit/test_sk_memory.py",)),
     Bug("the fast SK unit does not broadcast explicitly", "src/layers/selective_kernel.py",
-        'self.broadcasts_explicitly = conv_impl == "fast"', "self.broadcasts_explicitly = False",
+        'self.broadcasts_explicitly = conv_impl in ("fast", "onednn")', "self.broadcasts_explicitly = False",
         ("tests/unit/test_sk_memory.py",)),
     Bug("the fast SK unit's explicit broadcast scales the wrong weights", "src/layers/selective_kernel.py",
         "ops.broadcast_to(channel_weights, x.shape)", "ops.broadcast_to(channel_weights * 1.01, x.shape)",
