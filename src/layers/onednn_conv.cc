@@ -220,39 +220,31 @@ PD backward_pd_avoiding_gemm(const engine &eng, const Geometry &g) {
     return pd;
 }
 
+// The primitive of `pd`, and the ports of its two inputs and its output: (plain desc, execution argument).
+template <typename PD>
+void set_up(Cached &p, const engine &eng, const PD &pd, const memory::desc (&plain)[3], const int (&args)[3]) {
+    Port *ports[3] = {&p.a, &p.b, &p.out};
+    for (int i = 0; i < 3; ++i) ports[i]->init(eng, plain[i], pd.query_md(query::exec_arg_md, args[i]), i < 2);
+    std::tie(p.a_arg, p.b_arg, p.out_arg) = std::make_tuple(args[0], args[1], args[2]);
+    p.prim = primitive(pd);
+    p.scratchpad = pd.scratchpad_desc();
+}
+
 Cached &cached(Context &c, Kind kind, const Geometry &g) {
     auto key = std::make_pair(int(kind), g);
     auto it = c.cache.find(key);
     if (it != c.cache.end()) return *it->second;
     auto p = std::make_unique<Cached>();
     Descs d = make_descs(g, false);
-    if (kind == FORWARD) {
-        auto pd = forward_pd(c.eng, d, prop_kind::forward_inference);
-        p->a.init(c.eng, d.x_plain, pd.src_desc(), true);
-        p->b.init(c.eng, d.w_plain, pd.weights_desc(), true);
-        p->out.init(c.eng, d.y_plain, pd.dst_desc(), false);
-        p->prim = primitive(pd);
-        p->scratchpad = pd.scratchpad_desc();
-        std::tie(p->a_arg, p->b_arg, p->out_arg) = std::make_tuple(DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST);
-    } else if (kind == BACKWARD_DATA) {
-        auto pd = backward_pd_avoiding_gemm<convolution_backward_data::primitive_desc>(c.eng, g);
-        p->a.init(c.eng, d.y_plain, pd.diff_dst_desc(), true);
-        p->b.init(c.eng, d.w_plain, pd.weights_desc(), true);
-        p->out.init(c.eng, d.x_plain, pd.diff_src_desc(), false);
-        p->prim = primitive(pd);
-        p->scratchpad = pd.scratchpad_desc();
-        std::tie(p->a_arg, p->b_arg, p->out_arg) =
-            std::make_tuple(DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC);
-    } else {
-        auto pd = backward_pd_avoiding_gemm<convolution_backward_weights::primitive_desc>(c.eng, g);
-        p->a.init(c.eng, d.y_plain, pd.diff_dst_desc(), true);
-        p->b.init(c.eng, d.x_plain, pd.src_desc(), true);
-        p->out.init(c.eng, d.w_plain, pd.diff_weights_desc(), false);
-        p->prim = primitive(pd);
-        p->scratchpad = pd.scratchpad_desc();
-        std::tie(p->a_arg, p->b_arg, p->out_arg) =
-            std::make_tuple(DNNL_ARG_DIFF_DST, DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS);
-    }
+    if (kind == FORWARD)
+        set_up(*p, c.eng, forward_pd(c.eng, d, prop_kind::forward_inference), {d.x_plain, d.w_plain, d.y_plain},
+               {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST});
+    else if (kind == BACKWARD_DATA)
+        set_up(*p, c.eng, backward_pd_avoiding_gemm<convolution_backward_data::primitive_desc>(c.eng, g),
+               {d.y_plain, d.w_plain, d.x_plain}, {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC});
+    else
+        set_up(*p, c.eng, backward_pd_avoiding_gemm<convolution_backward_weights::primitive_desc>(c.eng, g),
+               {d.y_plain, d.x_plain, d.w_plain}, {DNNL_ARG_DIFF_DST, DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS});
     Cached &ref = *p;
     c.cache.emplace(key, std::move(p));
     return ref;

@@ -20,6 +20,9 @@ from src.layers.conv import Conv2d
 from src.layers.onednn_conv import OneDnnConv
 from src.utils.device import resolve_conv_impl
 from src.utils.errors import UserError
+from tests.helpers.cifar_data import write_cifar_layout
+from tests.helpers.processes import run_entry
+from tests.helpers.tiny_runs import TINY
 from tests.unit.test_conv_impl import check_matches_native
 
 WEIGHT_GRADIENT_TOLERANCE = 1e-5
@@ -131,3 +134,17 @@ def test_a_mindspore_without_libdnnl_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(ms, "__file__", str(tmp_path / "mindspore" / "__init__.py"))
     with pytest.raises(UserError, match=f"MindSpore {ms.__version__} has no .*libdnnl.so.3.*--conv_impl fast"):
         onednn_build.mindspore_libdnnl()
+
+
+@pytest.mark.slow
+def test_train_py_trains_with_onednn_and_reports_a_missing_compiler(tmp_path):
+    data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=8)
+    flags = [*TINY, "--data_path", data, "--conv_impl", "onednn", "--epoch_size", "1"]
+    done = run_entry("train.py", [*flags, "--output_path", str(tmp_path / "run")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(name.endswith(".ckpt") for _, _, names in os.walk(tmp_path / "run") for name in names)
+    failed = run_entry("train.py", [*flags, "--output_path", str(tmp_path / "no_cxx")],
+                       env={"CXX": "/nonexistent/g++", "SKNET_ONEDNN_CACHE": str(tmp_path / "empty_cache")})
+    assert failed.returncode == 1
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "needs g++ (C++17)" in errors[0] and "Traceback" not in failed.stderr
