@@ -73,7 +73,8 @@ def build_key(compiler_version: str, libdnnl: str) -> str:
     import mindspore
 
     digest = hashlib.sha256()
-    for part in (SOURCE, *sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)):
+    files = [SOURCE, *sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)]
+    for part in files:
         with open(part, "rb") as file:
             digest.update(os.path.relpath(part, HEADERS).encode() + b"\0" + file.read() + b"\0")
     for text in (mindspore.__version__, compiler_version, libdnnl):
