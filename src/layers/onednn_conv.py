@@ -18,8 +18,9 @@ from src.utils.errors import UserError
 
 def onednn_threads() -> int:
     """MindSpore's `runtime_num_threads` (it defaults to the cores it may use), else the usable CPUs."""
-    threads = ms.get_context("runtime_num_threads") or 0
-    return max(1, min(int(threads), len(os.sched_getaffinity(0)))) if threads else len(os.sched_getaffinity(0))
+    usable = len(os.sched_getaffinity(0))
+    threads = int(ms.get_context("runtime_num_threads") or 0)
+    return min(threads, usable) if threads > 0 else usable
 
 
 def output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
