@@ -57,6 +57,9 @@ def exported_conv_impl(cfg) -> str:
     if conv_impl == "fast" and cfg.file_format != "MINDIR":
         raise UserError(f"--conv_impl fast cannot be exported as {cfg.file_format} (its Im2Col op has no "
                         "mapping there); export with --conv_impl native (the default, auto)")
+    if conv_impl == "onednn":
+        raise UserError("--conv_impl onednn cannot be exported (its custom op is a library in this machine's "
+                        "build cache); export with --conv_impl native (the default, auto) or fast")
     return resolve_conv_impl(conv_impl, cfg.device_target)
 
 

@@ -77,7 +77,7 @@ class SKNet(nn.Cell):
         stem_width: channels of the stem conv.
         sk_paths, sk_reduction, sk_min_width: M, r and L of the SK unit.
         zero_init_last: start each unit's last BN at gamma=0 (off for the paper's recipe).
-        conv_impl: `native`, `split` or `fast` (see `src.layers.conv`); parameters never depend on it.
+        conv_impl: `native`, `split`, `fast` or `onednn` (see `src.layers.conv`); parameters never depend on it.
             Resolve `auto` from the device first (`src.utils.device.resolve_conv_impl`).
         fold_bn: the inference form, every BatchNorm folded into the layer before it; fill it from
             a trained network with `src.layers.fold_batchnorm.fold_batchnorm`. Never trained.

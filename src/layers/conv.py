@@ -5,7 +5,9 @@ depend on the device or the algorithm, and checkpoints move freely between Ascen
 - `native`: `ops.conv2d`, the vendor kernels (the choice on GPU and Ascend);
 - `split`: `native`, but a grouped conv is one conv per group (`src.layers.split_grouped_conv`),
   because Ascend documents grouped convs as depthwise-only (the `auto` choice on Ascend);
-- `fast`: the CPU algorithms of `src.layers.cpu_gemm_conv` (CPU only).
+- `fast`: the CPU algorithms of `src.layers.cpu_gemm_conv` (CPU only);
+- `onednn`: every conv but an ungrouped 1x1 through oneDNN's own layouts (`src.layers.onednn_conv`, CPU
+  only, opt-in: it compiles a small C++ op at first use); an ungrouped 1x1 is `fast`'s `conv2d_pointwise`.
 The model receives `conv_impl` already resolved; `src.utils.device.resolve_conv_impl` maps `auto`.
 """
 from mindspore import Parameter, nn, ops
@@ -13,9 +15,15 @@ from mindspore.common.initializer import HeNormal, initializer
 
 from src.layers.cpu_gemm_conv import SMALL_IMAGE_MAX_PIXELS, GemmConv, conv2d_pointwise, conv2d_small_image
 from src.layers.fold_batchnorm import batchnorm_or_folded
+from src.layers.onednn_conv import OneDnnConv
 from src.layers.split_grouped_conv import conv2d_split_groups
 
-CONV_IMPLS = ("native", "split", "fast")
+CONV_IMPLS = ("native", "split", "fast", "onednn")
+# Training on maps of at most 2x2 pixels, `conv2d_small_image` beats oneDNN: forward + backward of a
+# 32-group 3x3 conv at batch 32, 512-1024 channels, 2x2 and 1x1 maps, fwd+bwd 0.41-0.81x for oneDNN
+# (its backward passes), while its forward alone is 1.4x faster there, so inference keeps oneDNN.
+# From 4x4 up oneDNN wins both (1.2-4.0x fwd+bwd). Paired runs in one process, 2026-11-27.
+ONEDNN_TRAIN_SMALL_IMAGE_MAX_PIXELS = 4
 
 
 class Conv2d(nn.Cell):
@@ -26,7 +34,9 @@ class Conv2d(nn.Cell):
     The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline.
     With `conv_impl='fast'` an ungrouped 1x1 conv is `conv2d_pointwise`, and every other conv
     is `conv2d_small_image` on images of at most `SMALL_IMAGE_MAX_PIXELS` pixels and
-    `GemmConv` (im2col) on larger ones; the parameter is the same.
+    `GemmConv` (im2col) on larger ones; the parameter is the same. With `conv_impl='onednn'` every
+    conv but an ungrouped 1x1 (still `conv2d_pointwise`) is `OneDnnConv`, except in training on maps of
+    at most `ONEDNN_TRAIN_SMALL_IMAGE_MAX_PIXELS` pixels (`conv2d_small_image`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -49,17 +59,24 @@ class Conv2d(nn.Cell):
         self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
         pointwise = kernel_size == 1 and groups == 1
         self.gemm = None
+        self.onednn = None
         if conv_impl == "fast" and not pointwise:
             self.gemm = GemmConv(kernel_size, stride, self.padding, dilation, groups)
+        if conv_impl == "onednn" and not pointwise:
+            self.onednn = OneDnnConv(kernel_size, stride, dilation, groups)
 
     def construct(self, x):
+        if self.onednn is not None:
+            if self.training and x.shape[2] * x.shape[3] <= ONEDNN_TRAIN_SMALL_IMAGE_MAX_PIXELS:
+                return conv2d_small_image(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
+            return self.onednn(x, self.weight)
         if self.gemm is not None:
             if x.shape[2] * x.shape[3] <= SMALL_IMAGE_MAX_PIXELS:
                 return conv2d_small_image(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
             if self.gemm.keeps_columns(x.shape):
                 return self.gemm(x, self.weight)[0]
             return self.gemm(x, self.weight)
-        if self.conv_impl == "fast":
+        if self.conv_impl in ("fast", "onednn"):
             return conv2d_pointwise(x, self.weight, self.stride)
         if self.conv_impl == "split" and self.groups > 1:
             return conv2d_split_groups(x, self.weight, self.stride, self.padding, self.dilation, self.groups)

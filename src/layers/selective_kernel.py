@@ -62,7 +62,7 @@ class SelectiveKernelConv(nn.Cell):
         ])
         self.attention = SelectiveKernelAttention(out_channels, paths,
                                                   attention_width(out_channels, reduction, min_width), fold_bn)
-        self.broadcasts_explicitly = conv_impl == "fast"  # see `scale_channels`
+        self.broadcasts_explicitly = conv_impl in ("fast", "onednn")  # the CPU paths; see `scale_channels`
 
     def construct(self, x):
         # Sums of the path outputs, not a stack reduced over its path axis: the stack copies

@@ -73,7 +73,7 @@ RULES: dict[str, Any] = {
     "class_num": Range(2, note=" (a classifier needs two classes)"),
     "stem_type": Choice(("imagenet", "cifar")),
     "image_size": POSITIVE,  # and the stem's minimum, in CROSS_CHECKS
-    "conv_impl": Choice(("auto", "native", "split", "fast")),
+    "conv_impl": Choice(("auto", "native", "split", "fast", "onednn")),
     "zero_init_last": ANY,
     # ---- data ----
     "data_path": ANY,

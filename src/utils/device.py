@@ -14,7 +14,7 @@ os.environ.setdefault("GLOG_v", "3")
 
 DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
 AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
-CONV_IMPLS = ("auto", "native", "split", "fast")
+CONV_IMPLS = ("auto", "native", "split", "fast", "onednn")
 # `sink_size auto` on GPU/Ascend: 50 steps per host round trip hide the host's latency, while progress
 # lines and a stop signal still come within seconds (SIGTERM is honoured at a sink's end).
 AUTO_SINK_LIMIT = 50
@@ -109,7 +109,7 @@ def resolve_amp_level(amp_level: str, device_target: str) -> str:
 
 
 def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
-    """`auto` means `fast` on the CPU, `native` on GPU and `split` on Ascend; `fast` is refused off the CPU.
+    """`auto` means `fast` on the CPU, `native` on GPU and `split` on Ascend; `fast` and `onednn` are CPU-only.
 
     Ascend gets `split` (each grouped conv computed as one conv per group, same parameters) because
     MindSpore's docs for `nn.Conv2d`/`ops.Conv2D` (r1.9 to r2.4 and later) say that on Ascend a grouped
@@ -117,14 +117,15 @@ def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
     not. No documented check says otherwise for a given CANN/MindSpore version; if a chip proves that
     `native` compiles and matches, pass `--conv_impl native` (README "Running on Ascend / GPU").
     `fast` is built from CPU-only choices (oneDNN-friendly GEMMs, a hand-written backward), so a CPU
-    run's config.yaml that carries it over must not silently run it on a chip.
+    run's config.yaml that carries it over must not silently run it on a chip. `onednn` (opt-in) calls the
+    oneDNN library of MindSpore's CPU package (`src.layers.onednn_conv`).
     """
     if conv_impl not in CONV_IMPLS:
         raise UserError(f"--conv_impl {conv_impl!r} is not one of {', '.join(CONV_IMPLS)}")
     if device_target not in DEVICE_TARGETS:
         raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
-    if conv_impl == "fast" and device_target != "CPU":
-        raise UserError(f"conv_impl fast (from --conv_impl or a --config_path file such as a CPU run's config.yaml) "
+    if conv_impl in ("fast", "onednn") and device_target != "CPU":
+        raise UserError(f"conv_impl {conv_impl} (from --conv_impl or a --config_path file such as a CPU run's config.yaml) "
                         f"is CPU-only; on {device_target} use --conv_impl auto")
     if conv_impl != "auto":
         return conv_impl

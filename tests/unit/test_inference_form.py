@@ -28,7 +28,7 @@ def trained_like(arch: str, stem_type: str, conv_impl: str):
 
 
 @pytest.mark.parametrize("stem_type, image_size", [("imagenet", 64), ("cifar", 16)])
-@pytest.mark.parametrize("conv_impl", ["native", "split", "fast"])
+@pytest.mark.parametrize("conv_impl", ["native", "split", "fast", "onednn"])
 def test_the_folded_network_computes_the_trained_one(conv_impl, stem_type, image_size):
     net = trained_like("sknet_tiny", stem_type, conv_impl)
     folded = create_model("sknet_tiny", 10, stem_type=stem_type, conv_impl=conv_impl, fold_bn=True)

@@ -1,0 +1,118 @@
+"""Build `onednn_conv.cc` once against the oneDNN that MindSpore bundles, and return the library's path.
+
+MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
+exported C symbols but no headers; the headers of that exact release are vendored in
+`third_party/onednn/include`. The library is compiled at first use (`$CXX` or `g++`, C++17) into
+`$SKNET_ONEDNN_CACHE` or `~/.cache/sknet50/onednn/`, under a name keyed by everything that changes the
+binary, written to a temporary file and renamed into place, so that processes building at the same time
+(distributed ranks) all end up with a complete file.
+"""
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+from src.utils.errors import UserError
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onednn_conv.cc")
+HEADERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "third_party", "onednn", "include")
+ONEDNN_VERSION = (3, 10)  # the vendored headers' ABI
+DNNL_RUNTIME_THREADPOOL = 8  # dnnl_config.h
+FALLBACK = "or use --conv_impl fast"
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int),
+                ("hash", ctypes.c_char_p), ("cpu_runtime", ctypes.c_uint), ("gpu_runtime", ctypes.c_uint)]
+
+
+def mindspore_libdnnl() -> str:
+    """The `libdnnl.so.3` of the installed MindSpore, checked to be the oneDNN the headers describe."""
+    import mindspore
+
+    path = os.path.join(os.path.dirname(mindspore.__file__), "lib", "libdnnl.so.3")
+    if not os.path.isfile(path):
+        raise UserError(f"conv_impl onednn needs the oneDNN library MindSpore bundles, but MindSpore "
+                        f"{mindspore.__version__} has no {path}; use MindSpore 2.10's CPU package {FALLBACK}")
+    dnnl_version = ctypes.CDLL(path).dnnl_version
+    dnnl_version.restype = ctypes.POINTER(_Version)
+    version = dnnl_version().contents
+    if (version.major, version.minor) != ONEDNN_VERSION or version.cpu_runtime != DNNL_RUNTIME_THREADPOOL:
+        raise UserError(f"conv_impl onednn was written for oneDNN {ONEDNN_VERSION[0]}.{ONEDNN_VERSION[1]} with "
+                        f"the THREADPOOL runtime, but MindSpore {mindspore.__version__} bundles oneDNN "
+                        f"{version.major}.{version.minor}.{version.patch} (cpu runtime {version.cpu_runtime}) "
+                        f"in {path}; use MindSpore 2.10 {FALLBACK}")
+    return os.path.realpath(path)
+
+
+def compiler() -> tuple[str, str]:
+    """The C++ compiler (`$CXX` or `g++`) and the first line of its `--version`."""
+    cxx = os.environ.get("CXX") or "g++"
+    missing = UserError("conv_impl onednn builds a small C++ op once and needs g++ (C++17): install it "
+                        f"(apt-get install g++) or set CXX, {FALLBACK} (CXX={cxx!r} does not run)")
+    if shutil.which(cxx) is None:
+        raise missing
+    try:
+        done = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise missing from err
+    return cxx, (done.stdout.splitlines() or [""])[0]
+
+
+def cache_dir() -> str:
+    return os.environ.get("SKNET_ONEDNN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sknet50",
+                                                                 "onednn")
+
+
+def build_key(compiler_version: str, libdnnl: str) -> str:
+    """sha256 of the source, the vendored headers, MindSpore's version, the compiler and the libdnnl path."""
+    import mindspore
+
+    digest = hashlib.sha256()
+    files = [SOURCE, *sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)]
+    for part in files:
+        with open(part, "rb") as file:
+            digest.update(os.path.relpath(part, HEADERS).encode() + b"\0" + file.read() + b"\0")
+    for text in (mindspore.__version__, compiler_version, libdnnl):
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_conv_library() -> str:
+    """The path of the compiled `onednn_conv` library, built now if the cache has none for this key."""
+    libdnnl = mindspore_libdnnl()
+    cxx, version = compiler()
+    directory = cache_dir()
+    stem = os.path.join(directory, f"onednn_conv-{build_key(version, libdnnl)}")
+    if os.path.isfile(stem + ".so"):
+        return stem + ".so"
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(suffix=".so.tmp", dir=directory)
+        os.close(handle)
+    except OSError as err:
+        raise UserError(f"conv_impl onednn cannot write its build cache {directory} ({err.strerror}); set "
+                        f"SKNET_ONEDNN_CACHE to a writable directory {FALLBACK}") from err
+    lib_dir = os.path.dirname(libdnnl)
+    command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-I", HEADERS, SOURCE, "-o", temporary,
+               "-L", lib_dir, "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-pthread"]
+    log = stem + ".log"
+    with open(log, "w", encoding="utf-8") as out:
+        out.write(" ".join(command) + "\n")
+        out.flush()
+        try:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False).returncode
+        except (OSError, subprocess.SubprocessError) as err:
+            code = f"{type(err).__name__}"
+    if code != 0:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise UserError(f"conv_impl onednn: compiling {SOURCE} failed ({code}); the compiler's output is in {log}; "
+                        f"fix it {FALLBACK}")
+    os.replace(temporary, stem + ".so")
+    return stem + ".so"

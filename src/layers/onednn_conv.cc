@@ -1,0 +1,341 @@
+// MindSpore CPU aot custom ops (`ops.Custom(func_type="aot")`) that compute a 2-D convolution and its
+// two gradients with the oneDNN MindSpore bundles (mindspore/lib/libdnnl.so.3, oneDNN 3.10.1, THREADPOOL
+// runtime). Built and loaded by src/layers/onednn_build.py; wrapped with a bprop in onednn_conv.py.
+//
+// NCHW float32, weight (O, C/groups, k, k), symmetric padding dilation*(k-1)/2 (PyTorch semantics).
+// The third input of every op is an int64 tensor `geometry` = (stride, dilation, threads); groups come
+// from the shapes (C / weight.shape[1]).
+//   onednn_conv_forward:          x (N,C,H,W),    w (O,C/g,k,k), geometry    -> y  (N,O,Ho,Wo)
+//   onednn_conv_backward_data:    dy (N,O,Ho,Wo), w (O,C/g,k,k), geometry, x -> dx (N,C,H,W)
+//   onednn_conv_backward_weights: dy (N,O,Ho,Wo), x (N,C,H,W),   geometry    -> dw (O,C/g,k,k)
+// oneDNN picks its own layouts (format_tag::any); the NCHW tensors are reordered inside each call, as
+// PyTorch does. Primitives are cached per shape; the reorder buffers and the scratchpad are allocated per
+// call (scratchpad_mode::user), so no large buffer outlives a call.
+#include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_threadpool.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+// A synchronous threadpool for oneDNN: the calling thread plus (threads - 1) workers take task
+// indices from the job's atomic counter. Each job owns its counters (shared_ptr), so a worker that
+// wakes late for a finished job finds no index left and never touches the job's function.
+class Pool : public threadpool_interop::threadpool_iface {
+public:
+    explicit Pool(int threads) : threads_(threads) {
+        for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { worker(); });
+    }
+    ~Pool() override {
+        {
+            std::lock_guard<std::mutex> l(m_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto &t : workers_) t.join();
+    }
+    int get_num_threads() const override { return threads_; }
+    bool get_in_parallel() const override { return in_parallel_; }
+    uint64_t get_flags() const override { return 0; }
+    void parallel_for(int n, const std::function<void(int, int)> &fn) override {
+        if (n <= 0) return;
+        if (n == 1 || threads_ == 1 || in_parallel_) {
+            for (int i = 0; i < n; ++i) fn(i, n);
+            return;
+        }
+        auto job = std::make_shared<Job>();
+        job->fn = &fn;
+        job->n = n;
+        {
+            std::lock_guard<std::mutex> l(m_);
+            job_ = job;
+            ++generation_;
+        }
+        cv_.notify_all();
+        run_tasks(*job);
+        // Tasks are short: spin briefly before blocking.
+        for (int spin = 0; job->done.load(std::memory_order_acquire) < n && spin < 20000; ++spin) {
+        }
+        if (job->done.load(std::memory_order_acquire) < n) {
+            std::unique_lock<std::mutex> l(m_);
+            done_cv_.wait(l, [&] { return job->done.load() >= n; });
+        }
+        std::lock_guard<std::mutex> l(m_);
+        if (job_ == job) job_.reset();
+    }
+
+private:
+    struct Job {
+        const std::function<void(int, int)> *fn = nullptr;
+        int n = 0;
+        std::atomic<int> next{0}, done{0};
+    };
+    void run_tasks(Job &job) {
+        bool was = in_parallel_;
+        in_parallel_ = true;
+        for (;;) {
+            int i = job.next.fetch_add(1);
+            if (i >= job.n) break;
+            (*job.fn)(i, job.n);
+            if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == job.n) {
+                std::lock_guard<std::mutex> l(m_);
+                done_cv_.notify_all();
+            }
+        }
+        in_parallel_ = was;
+    }
+    void worker() {
+        uint64_t seen = 0;
+        for (;;) {
+            std::shared_ptr<Job> job;
+            {
+                std::unique_lock<std::mutex> l(m_);
+                cv_.wait(l, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
+                if (stop_) return;
+                seen = generation_;
+                job = job_;
+            }
+            run_tasks(*job);
+        }
+    }
+    int threads_;
+    std::vector<std::thread> workers_;
+    std::mutex m_;
+    std::condition_variable cv_, done_cv_;
+    std::shared_ptr<Job> job_;
+    uint64_t generation_ = 0;
+    bool stop_ = false;
+    static thread_local bool in_parallel_;
+};
+thread_local bool Pool::in_parallel_ = false;
+
+struct Geometry {
+    memory::dim N, C, H, W, O, Ho, Wo, k, groups, stride, dilation;
+    auto tie() const { return std::tie(N, C, H, W, O, Ho, Wo, k, groups, stride, dilation); }
+    bool operator<(const Geometry &o) const { return tie() < o.tie(); }
+};
+
+enum Kind { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHTS };
+
+// One cached primitive and the reorders between MindSpore's plain tensors and oneDNN's chosen layouts.
+// Only descriptors and primitives are kept; every buffer is allocated by the call that needs it.
+struct Port {
+    memory::desc plain, chosen;
+    bool reordered = false;
+    reorder convert;  // plain -> chosen for an input, chosen -> plain for the output
+    void init(const engine &eng, const memory::desc &p, const memory::desc &c, bool input) {
+        plain = p;
+        chosen = c;
+        reordered = p != c;
+        if (reordered)
+            convert = input ? reorder(reorder::primitive_desc(eng, p, eng, c))
+                            : reorder(reorder::primitive_desc(eng, c, eng, p));
+    }
+};
+
+struct Cached {
+    primitive prim;
+    memory::desc scratchpad;
+    Port a, b, out;  // two inputs, one output
+    int a_arg, b_arg, out_arg;
+};
+
+struct Context {
+    engine eng{engine::kind::cpu, 0};
+    std::map<int, std::unique_ptr<Pool>> pools;  // by thread count
+    std::map<std::pair<int, Geometry>, std::unique_ptr<Cached>> cache;
+    std::mutex mu;  // one call at a time: the pool runs one job at a time
+};
+
+Context &context() {
+    static Context *c = new Context();  // never destroyed: no teardown-order issues at exit
+    return *c;
+}
+
+struct Descs {
+    memory::desc x_plain, w_plain, y_plain, x_any, w_any, y_any;
+    memory::dims strides, dilates, pad_l, pad_r;
+};
+
+Descs make_descs(const Geometry &g, bool nhwc) {
+    Descs d;
+    memory::dims xd = {g.N, g.C, g.H, g.W}, yd = {g.N, g.O, g.Ho, g.Wo};
+    memory::dims wd = g.groups == 1 ? memory::dims{g.O, g.C, g.k, g.k}
+                                    : memory::dims{g.groups, g.O / g.groups, g.C / g.groups, g.k, g.k};
+    d.x_plain = memory::desc(xd, dt::f32, tag::nchw);
+    d.y_plain = memory::desc(yd, dt::f32, tag::nchw);
+    d.w_plain = memory::desc(wd, dt::f32, g.groups == 1 ? tag::oihw : tag::goihw);
+    d.x_any = memory::desc(xd, dt::f32, nhwc ? tag::nhwc : tag::any);
+    d.y_any = memory::desc(yd, dt::f32, nhwc ? tag::nhwc : tag::any);
+    d.w_any = memory::desc(wd, dt::f32, tag::any);
+    memory::dim pad = g.dilation * (g.k - 1) / 2, span = g.dilation * (g.k - 1) + 1;
+    d.strides = {g.stride, g.stride};
+    d.dilates = {g.dilation - 1, g.dilation - 1};  // oneDNN counts the gaps: 0 = no dilation
+    d.pad_l = {pad, pad};
+    // the right padding that makes the output exactly Ho x Wo (it may be smaller than `pad`)
+    d.pad_r = {(g.Ho - 1) * g.stride + span - g.H - pad, (g.Wo - 1) * g.stride + span - g.W - pad};
+    return d;
+}
+
+primitive_attr user_scratchpad() {
+    primitive_attr attr;
+    attr.set_scratchpad_mode(scratchpad_mode::user);
+    return attr;
+}
+
+convolution_forward::primitive_desc forward_pd(const engine &eng, const Descs &d, prop_kind kind) {
+    return convolution_forward::primitive_desc(eng, kind, algorithm::convolution_direct, d.x_any, d.w_any, d.y_any,
+                                               d.strides, d.dilates, d.pad_l, d.pad_r, user_scratchpad());
+}
+
+template <typename PD>
+PD backward_pd(const engine &eng, const Geometry &g, bool nhwc) {
+    Descs d = make_descs(g, nhwc);
+    auto hint = forward_pd(eng, d, prop_kind::forward_training);
+    return PD(eng, algorithm::convolution_direct, d.x_any, d.w_any, d.y_any, d.strides, d.dilates, d.pad_l,
+              d.pad_r, hint, user_scratchpad());
+}
+
+// With few channels per group `any` gets oneDNN's im2col+GEMM fallback for the backward passes; the NHWC
+// layout gets brgconv instead (measured 2x faster in tools/prototypes, 2026-11-27).
+template <typename PD>
+PD backward_pd_avoiding_gemm(const engine &eng, const Geometry &g) {
+    PD pd = backward_pd<PD>(eng, g, false);
+    if (std::strstr(pd.impl_info_str(), "gemm")) pd = backward_pd<PD>(eng, g, true);
+    return pd;
+}
+
+// The primitive of `pd`, and the ports of its two inputs and its output: (plain desc, execution argument).
+template <typename PD>
+void set_up(Cached &p, const engine &eng, const PD &pd, const memory::desc (&plain)[3], const int (&args)[3]) {
+    Port *ports[3] = {&p.a, &p.b, &p.out};
+    for (int i = 0; i < 3; ++i) ports[i]->init(eng, plain[i], pd.query_md(query::exec_arg_md, args[i]), i < 2);
+    std::tie(p.a_arg, p.b_arg, p.out_arg) = std::make_tuple(args[0], args[1], args[2]);
+    p.prim = primitive(pd);
+    p.scratchpad = pd.scratchpad_desc();
+}
+
+Cached &cached(Context &c, Kind kind, const Geometry &g) {
+    auto key = std::make_pair(int(kind), g);
+    auto it = c.cache.find(key);
+    if (it != c.cache.end()) return *it->second;
+    auto p = std::make_unique<Cached>();
+    Descs d = make_descs(g, false);
+    if (kind == FORWARD)
+        set_up(*p, c.eng, forward_pd(c.eng, d, prop_kind::forward_inference), {d.x_plain, d.w_plain, d.y_plain},
+               {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST});
+    else if (kind == BACKWARD_DATA)
+        set_up(*p, c.eng, backward_pd_avoiding_gemm<convolution_backward_data::primitive_desc>(c.eng, g),
+               {d.y_plain, d.w_plain, d.x_plain}, {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC});
+    else
+        set_up(*p, c.eng, backward_pd_avoiding_gemm<convolution_backward_weights::primitive_desc>(c.eng, g),
+               {d.y_plain, d.x_plain, d.w_plain}, {DNNL_ARG_DIFF_DST, DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS});
+    Cached &ref = *p;
+    c.cache.emplace(key, std::move(p));
+    return ref;
+}
+
+// Wraps a plain MindSpore buffer; for an input whose chosen layout differs, returns a reordered copy.
+memory bind_input(Context &c, stream &s, const Port &port, void *ptr) {
+    memory user(port.plain, c.eng, ptr);
+    if (!port.reordered) return user;
+    memory internal(port.chosen, c.eng);
+    port.convert.execute(s, user, internal);
+    return internal;
+}
+
+void execute(Context &c, Pool &pool, Cached &p, void *a_ptr, void *b_ptr, void *out_ptr) {
+    stream s = threadpool_interop::make_stream(c.eng, &pool);
+    memory a = bind_input(c, s, p.a, a_ptr), b = bind_input(c, s, p.b, b_ptr);
+    memory out_user(p.out.plain, c.eng, out_ptr);
+    memory out = p.out.reordered ? memory(p.out.chosen, c.eng) : out_user;
+    memory scratchpad(p.scratchpad, c.eng);
+    p.prim.execute(s, {{p.a_arg, a}, {p.b_arg, b}, {p.out_arg, out}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+    if (p.out.reordered) p.out.convert.execute(s, out, out_user);
+    s.wait();
+}
+
+// Every op has 4-D float32 tensors and the int64 geometry (stride, dilation, threads) as its third input;
+// the backward-data op also takes x, only for its shape (MindSpore infers dx's shape from it). The output
+// is the last parameter.
+bool valid_inputs(int nparam, int expected, int *ndims, int64_t **shapes, const char **dtypes) {
+    if (nparam != expected) return false;
+    for (int i = 0; i < nparam; ++i) {
+        bool ok = i == 2 ? ndims[i] == 1 && shapes[i][0] == 3 && std::strcmp(dtypes[i], "int64") == 0
+                         : ndims[i] == 4 && std::strcmp(dtypes[i], "float32") == 0;
+        if (!ok) {
+            std::fprintf(stderr, "onednn_conv: parameter %d is a %d-D %s tensor; expected 4-D float32 "
+                         "(parameter 2: the int64 geometry)\n", i, ndims[i], dtypes[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+// x, w, y: the shapes of input, weight and output, whichever of them is the op's result.
+int run(Kind kind, int nparam, void **params, const int64_t *x, const int64_t *w, const int64_t *y) {
+    const int64_t *geometry = static_cast<const int64_t *>(params[2]);
+    Geometry g{x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], x[1] / w[1], geometry[0], geometry[1]};
+    memory::dim span = g.dilation * (g.k - 1) + 1, pad = g.dilation * (g.k - 1) / 2;
+    if (g.stride < 1 || g.dilation < 1 || w[2] != w[3] || x[1] % w[1] || g.O % g.groups || y[0] != x[0] ||
+        y[1] != g.O || g.Ho != (g.H + 2 * pad - span) / g.stride + 1 ||
+        g.Wo != (g.W + 2 * pad - span) / g.stride + 1) {
+        std::fprintf(stderr, "onednn_conv: inconsistent shapes or geometry (stride %ld, dilation %ld)\n",
+                     long(g.stride), long(g.dilation));
+        return 1;
+    }
+    try {
+        Context &c = context();
+        std::lock_guard<std::mutex> l(c.mu);
+        int threads = int(geometry[2] < 1 ? 1 : geometry[2]);
+        auto &pool = c.pools[threads];
+        if (!pool) pool = std::make_unique<Pool>(threads);
+        dnnl_threadpool_interop_set_max_concurrency(threads);
+        execute(c, *pool, cached(c, kind, g), params[0], params[1], params[nparam - 1]);
+        return 0;
+    } catch (const dnnl::error &e) {
+        std::fprintf(stderr, "onednn_conv: oneDNN error %d: %s\n", int(e.status), e.what());
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "onednn_conv: %s\n", e.what());
+    }
+    return 1;
+}
+
+}  // namespace
+
+extern "C" {
+
+int onednn_conv_forward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                        void *) {
+    if (!valid_inputs(nparam, 4, ndims, shapes, dtypes)) return 1;
+    return run(FORWARD, nparam, params, shapes[0], shapes[1], shapes[3]);
+}
+
+int onednn_conv_backward_data(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *, void *) {
+    if (!valid_inputs(nparam, 5, ndims, shapes, dtypes)) return 1;
+    return run(BACKWARD_DATA, nparam, params, shapes[4], shapes[1], shapes[0]);
+}
+
+int onednn_conv_backward_weights(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                 void *, void *) {
+    if (!valid_inputs(nparam, 4, ndims, shapes, dtypes)) return 1;
+    return run(BACKWARD_WEIGHTS, nparam, params, shapes[1], shapes[3], shapes[0]);
+}
+
+}  // extern "C"

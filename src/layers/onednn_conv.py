@@ -1,0 +1,72 @@
+"""`conv_impl onednn`: a 2-D convolution and its gradients computed by the oneDNN MindSpore bundles.
+
+MindSpore's own CPU convolution runs oneDNN in plain NCHW layout, which is slow for grouped and dilated
+3x3 convs (docs/performance.md). `OneDnnConv` calls the same library through three MindSpore aot custom
+ops (`onednn_conv.cc`, built once by `src.layers.onednn_build`) that let oneDNN choose its blocked or
+NHWC layouts and reorder inside the call, as PyTorch does. Its `bprop` calls the backward-data and
+backward-weights ops, so the gradients never go through MindSpore's NCHW kernels either.
+"""
+import os
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.layers.onednn_build import onednn_conv_library
+from src.utils.errors import UserError
+
+
+def onednn_threads() -> int:
+    """MindSpore's `runtime_num_threads` (it defaults to the cores it may use), else the usable CPUs."""
+    usable = len(os.sched_getaffinity(0))
+    threads = int(ms.get_context("runtime_num_threads") or 0)
+    return min(threads, usable) if threads > 0 else usable
+
+
+def output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
+    padding = dilation * (kernel - 1) // 2
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _float32_only(*dtypes):
+    for dtype in dtypes[:2]:
+        if dtype.element_type() != ms.float32:  # the infer sees tensor types, e.g. Tensor[Float32]
+            raise UserError(f"conv_impl onednn computes in float32 only, got {dtype}; use --amp_level O0 "
+                            "(the CPU default) with it")
+    return ms.float32
+
+
+class OneDnnConv(nn.Cell):
+    """conv2d(x, weight) with padding dilation*(k-1)//2, computed by oneDNN, with a bprop.
+
+    Args:
+        kernel_size, stride, dilation, groups: of the convolution (the weight is (out, in / groups, k, k)).
+    """
+
+    def __init__(self, kernel_size: int, stride: int, dilation: int, groups: int):
+        super().__init__()
+        library = onednn_conv_library()
+        # (stride, dilation, threads) reach the C++ op as a small constant input: aot ops have no attributes.
+        self.geometry = ms.Tensor(np.array([stride, dilation, onednn_threads()], dtype=np.int64))
+
+        def forward_shape(x, weight, geometry):
+            return (x[0], weight[0], output_size(x[2], kernel_size, stride, dilation),
+                    output_size(x[3], kernel_size, stride, dilation))
+
+        self.forward = ops.Custom(f"{library}:onednn_conv_forward", out_shape=forward_shape,
+                                  out_dtype=_float32_only, func_type="aot")
+        self.backward_data = ops.Custom(f"{library}:onednn_conv_backward_data",
+                                        out_shape=lambda dout, weight, geometry, x: x,
+                                        out_dtype=_float32_only, func_type="aot")
+        self.backward_weights = ops.Custom(f"{library}:onednn_conv_backward_weights",
+                                           out_shape=lambda dout, x, geometry: (dout[1], x[1] // groups,
+                                                                                kernel_size, kernel_size),
+                                           out_dtype=_float32_only, func_type="aot")
+
+    def construct(self, x, weight):
+        return self.forward(x, weight, self.geometry)
+
+    def bprop(self, x, weight, out, dout):
+        dx = self.backward_data(dout, weight, self.geometry, x)
+        dweight = self.backward_weights(dout, x, self.geometry)
+        return dx, dweight
