@@ -21,14 +21,7 @@ from src.layers.cpu_gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MA
 from src.utils.config import load_config
 from src.utils.device import check_device_choices, resolve_conv_impl
 from src.utils.errors import UserError
-
-TOLERANCE = 1e-4
-
-
-def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    scale = max(1.0, float(np.abs(expected).max()))
-    error = float(np.abs(actual - expected).max())
-    assert error <= TOLERANCE * scale, f"{what}: max error {error:.3g} > {TOLERANCE} x {scale:.3g}"
+from tests.helpers.conv_checks import assert_close, check_matches_native
 
 
 def sknet50_conv_shapes() -> list[tuple[int, int, int, int, int, int]]:
@@ -36,30 +29,6 @@ def sknet50_conv_shapes() -> list[tuple[int, int, int, int, int, int]]:
     shapes = {(cell.in_channels, cell.out_channels, cell.kernel_size, cell.stride, cell.dilation, cell.groups)
               for _, cell in sknet50(10).cells_and_names() if isinstance(cell, Conv2d)}
     return sorted(shapes)
-
-
-class ConvWithGradients(nn.Cell):
-    """One graph: the conv's output and the gradients of sum(output * upstream) w.r.t. input and weight."""
-
-    def __init__(self, conv: Conv2d):
-        super().__init__()
-        self.conv = conv
-        self.grad = ops.GradOperation(get_all=True, get_by_list=True)
-        self.weights = ms.ParameterTuple(conv.trainable_params())
-
-    def weighted_sum(self, x, upstream):
-        return (self.conv(x) * upstream).sum()
-
-    def construct(self, x, upstream):
-        input_grads, weight_grads = self.grad(self.weighted_sum, self.weights)(x, upstream)
-        return self.conv(x), input_grads[0], weight_grads[0]
-
-
-def conv_results(shape, conv_impl: str, weight: np.ndarray, x: np.ndarray, upstream: np.ndarray):
-    in_channels, out_channels, kernel, stride, dilation, groups = shape
-    conv = Conv2d(in_channels, out_channels, kernel, stride, dilation, groups, conv_impl=conv_impl)
-    conv.weight.set_data(ms.Tensor(weight))
-    return [t.asnumpy() for t in ConvWithGradients(conv)(ms.Tensor(x), ms.Tensor(upstream))]
 
 
 def conv_cases():
@@ -85,32 +54,6 @@ def test_the_cases_cover_every_branch_of_the_fast_path():
     small = {(size * size <= SMALL_IMAGE_MAX_PIXELS, shape[3])
              for shape, size in (p.values for p in conv_cases()) if shape[2] == 3}
     assert small == {(True, 1), (True, 2), (False, 1), (False, 2)}
-
-
-def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance: float | None = None):
-    """Output, input gradient and weight gradient of `conv_impl` against `native`, on random data.
-
-    `weight_gradient_tolerance`, if given, bounds the weight gradient's error relative to max |native dw|
-    instead of the common TOLERANCE x max(1, max |native dw|).
-    """
-    in_channels, out_channels, kernel, stride, _, groups = shape
-    rng = np.random.default_rng(sum(shape) + size)
-    fan_in = in_channels // groups * kernel * kernel
-    weight = (rng.standard_normal((out_channels, in_channels // groups, kernel, kernel)) / np.sqrt(fan_in))
-    x = rng.standard_normal((2, in_channels, size, size))
-    out_size = (size - 1) // stride + 1
-    upstream = rng.standard_normal((2, out_channels, out_size, out_size))
-    arrays = [a.astype(np.float32) for a in (weight, x, upstream)]
-    native = conv_results(shape, "native", *arrays)
-    other = conv_results(shape, conv_impl, *arrays)
-    for what, a, b in zip(("output", "input gradient", "weight gradient"), other, native):
-        assert a.shape == b.shape, what
-        if what == "weight gradient" and weight_gradient_tolerance is not None:
-            error, scale = float(np.abs(a - b).max()), float(np.abs(b).max())
-            assert error <= weight_gradient_tolerance * scale, \
-                f"{what}: max error {error:.3g} > {weight_gradient_tolerance} x max |dw| {scale:.3g}"
-        else:
-            assert_close(a, b, what)
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from src.utils.errors import UserError
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.processes import run_entry
 from tests.helpers.tiny_runs import TINY
-from tests.unit.test_conv_impl import check_matches_native
+from tests.helpers.conv_checks import check_matches_native
 
 WEIGHT_GRADIENT_TOLERANCE = 1e-5
 

@@ -1,0 +1,66 @@
+"""The check every conv implementation passes against `native`: one conv's output and its gradients
+with respect to the input and the weight, on random data (tests/unit/test_conv_impl.py and
+test_onednn_conv.py)."""
+import mindspore as ms
+import numpy as np
+from mindspore import nn, ops
+
+from src.layers.conv import Conv2d
+
+TOLERANCE = 1e-4
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    scale = max(1.0, float(np.abs(expected).max()))
+    error = float(np.abs(actual - expected).max())
+    assert error <= TOLERANCE * scale, f"{what}: max error {error:.3g} > {TOLERANCE} x {scale:.3g}"
+
+
+class ConvWithGradients(nn.Cell):
+    """One graph: the conv's output and the gradients of sum(output * upstream) w.r.t. input and weight."""
+
+    def __init__(self, conv: Conv2d):
+        super().__init__()
+        self.conv = conv
+        self.grad = ops.GradOperation(get_all=True, get_by_list=True)
+        self.weights = ms.ParameterTuple(conv.trainable_params())
+
+    def weighted_sum(self, x, upstream):
+        return (self.conv(x) * upstream).sum()
+
+    def construct(self, x, upstream):
+        input_grads, weight_grads = self.grad(self.weighted_sum, self.weights)(x, upstream)
+        return self.conv(x), input_grads[0], weight_grads[0]
+
+
+def conv_results(shape, conv_impl: str, weight: np.ndarray, x: np.ndarray, upstream: np.ndarray):
+    in_channels, out_channels, kernel, stride, dilation, groups = shape
+    conv = Conv2d(in_channels, out_channels, kernel, stride, dilation, groups, conv_impl=conv_impl)
+    conv.weight.set_data(ms.Tensor(weight))
+    return [t.asnumpy() for t in ConvWithGradients(conv)(ms.Tensor(x), ms.Tensor(upstream))]
+
+
+def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance: float | None = None):
+    """Output, input gradient and weight gradient of `conv_impl` against `native`, on random data.
+
+    `weight_gradient_tolerance`, if given, bounds the weight gradient's error relative to max |native dw|
+    instead of the common TOLERANCE x max(1, max |native dw|).
+    """
+    in_channels, out_channels, kernel, stride, _, groups = shape
+    rng = np.random.default_rng(sum(shape) + size)
+    fan_in = in_channels // groups * kernel * kernel
+    weight = (rng.standard_normal((out_channels, in_channels // groups, kernel, kernel)) / np.sqrt(fan_in))
+    x = rng.standard_normal((2, in_channels, size, size))
+    out_size = (size - 1) // stride + 1
+    upstream = rng.standard_normal((2, out_channels, out_size, out_size))
+    arrays = [a.astype(np.float32) for a in (weight, x, upstream)]
+    native = conv_results(shape, "native", *arrays)
+    other = conv_results(shape, conv_impl, *arrays)
+    for what, a, b in zip(("output", "input gradient", "weight gradient"), other, native):
+        assert a.shape == b.shape, what
+        if what == "weight gradient" and weight_gradient_tolerance is not None:
+            error, scale = float(np.abs(a - b).max()), float(np.abs(b).max())
+            assert error <= weight_gradient_tolerance * scale, \
+                f"{what}: max error {error:.3g} > {weight_gradient_tolerance} x max |dw| {scale:.3g}"
+        else:
+            assert_close(a, b, what)
