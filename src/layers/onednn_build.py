@@ -3,9 +3,9 @@
 MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
 exported C symbols but no headers; the headers of that exact release are vendored in
 `third_party/onednn/include`. The library is compiled at first use (`$CXX` or `g++`, C++17) into
-`$SKNET_ONEDNN_CACHE` or `~/.cache/sknet50/onednn/`, under a name keyed by everything that changes the
-binary, written to a temporary file and renamed into place, so that processes building at the same time
-(distributed ranks) all end up with a complete file.
+`$SKNET_ONEDNN_CACHE` or `onednn/` in the project's cache root (`~/.cache/sknet50/` by default), under a
+name keyed by everything that changes the binary, written to a temporary file and renamed into place,
+so that processes building at the same time (distributed ranks) all end up with a complete file.
 """
 import ctypes
 import functools
@@ -64,8 +64,12 @@ def compiler() -> tuple[str, str]:
 
 
 def cache_dir() -> str:
-    return os.environ.get("SKNET_ONEDNN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sknet50",
-                                                                 "onednn")
+    """`$SKNET_ONEDNN_CACHE`, else `onednn/` in the project's cache root, the one fetch_lite.sh uses:
+    `${SKNET50_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sknet50}`."""
+    if os.environ.get("SKNET_ONEDNN_CACHE"):
+        return os.environ["SKNET_ONEDNN_CACHE"]
+    user_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.environ.get("SKNET50_CACHE") or os.path.join(user_cache, "sknet50"), "onednn")
 
 
 def build_key(compiler_version: str, libdnnl: str) -> str:
