@@ -17,8 +17,9 @@ from src.layers.cpu_gemm_conv import SMALL_IMAGE_MAX_PIXELS, GemmConv, conv2d_po
 from src.layers.fold_batchnorm import batchnorm_or_folded
 from src.layers.onednn_conv import OneDnnConv
 from src.layers.split_grouped_conv import conv2d_split_groups
+from src.utils.device import CONV_IMPLS as CHOICES, CPU_CONV_IMPLS
 
-CONV_IMPLS = ("native", "split", "fast", "onednn")
+CONV_IMPLS = tuple(impl for impl in CHOICES if impl != "auto")  # what the model receives
 # Training on maps of at most 2x2 pixels, `conv2d_small_image` beats oneDNN: forward + backward of a
 # 32-group 3x3 conv at batch 32, 512-1024 channels, 2x2 and 1x1 maps, fwd+bwd 0.41-0.81x for oneDNN
 # (its backward passes), while its forward alone is 1.4x faster there, so inference keeps oneDNN.
@@ -76,7 +77,7 @@ class Conv2d(nn.Cell):
             if self.gemm.keeps_columns(x.shape):
                 return self.gemm(x, self.weight)[0]
             return self.gemm(x, self.weight)
-        if self.conv_impl in ("fast", "onednn"):
+        if self.conv_impl in CPU_CONV_IMPLS:
             return conv2d_pointwise(x, self.weight, self.stride)
         if self.conv_impl == "split" and self.groups > 1:
             return conv2d_split_groups(x, self.weight, self.stride, self.padding, self.dilation, self.groups)

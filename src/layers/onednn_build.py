@@ -105,7 +105,7 @@ def onednn_conv_library() -> str:
     lib_dir = os.path.dirname(libdnnl)
     command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-I", HEADERS, SOURCE, "-o", temporary,
                "-L", lib_dir, "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-pthread"]
-    log = stem + ".log"
+    log = f"{stem}.{os.getpid()}.log"  # per process: ranks that build at once each keep their own output
     with open(log, "w", encoding="utf-8") as out:
         out.write(" ".join(command) + "\n")
         out.flush()
@@ -119,4 +119,5 @@ def onednn_conv_library() -> str:
         raise UserError(f"conv_impl onednn: compiling {SOURCE} failed ({code}); the compiler's output is in {log}; "
                         f"fix it {FALLBACK}")
     os.replace(temporary, stem + ".so")
+    os.remove(log)  # only a failed build's log is worth keeping
     return stem + ".so"

@@ -3,6 +3,7 @@ from mindspore import nn, ops
 
 from src.layers.conv import ConvBNAct
 from src.layers.fold_batchnorm import batchnorm_or_folded
+from src.utils.device import CPU_CONV_IMPLS
 
 
 def attention_width(channels: int, reduction: int, min_width: int) -> int:
@@ -62,7 +63,7 @@ class SelectiveKernelConv(nn.Cell):
         ])
         self.attention = SelectiveKernelAttention(out_channels, paths,
                                                   attention_width(out_channels, reduction, min_width), fold_bn)
-        self.broadcasts_explicitly = conv_impl in ("fast", "onednn")  # the CPU paths; see `scale_channels`
+        self.broadcasts_explicitly = conv_impl in CPU_CONV_IMPLS  # see `scale_channels`
 
     def construct(self, x):
         # Sums of the path outputs, not a stack reduced over its path axis: the stack copies

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from src.utils.device import CONV_IMPLS
 from src.utils.errors import UserError
 
 
@@ -73,7 +74,7 @@ RULES: dict[str, Any] = {
     "class_num": Range(2, note=" (a classifier needs two classes)"),
     "stem_type": Choice(("imagenet", "cifar")),
     "image_size": POSITIVE,  # and the stem's minimum, in CROSS_CHECKS
-    "conv_impl": Choice(("auto", "native", "split", "fast", "onednn")),
+    "conv_impl": Choice(CONV_IMPLS),
     "zero_init_last": ANY,
     # ---- data ----
     "data_path": ANY,

@@ -14,7 +14,9 @@ os.environ.setdefault("GLOG_v", "3")
 
 DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
 AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
-CONV_IMPLS = ("auto", "native", "split", "fast", "onednn")
+# The conv algorithms built for MindSpore's CPU backend only (src.layers.conv).
+CPU_CONV_IMPLS = ("fast", "onednn")
+CONV_IMPLS = ("auto", "native", "split", *CPU_CONV_IMPLS)
 # `sink_size auto` on GPU/Ascend: 50 steps per host round trip hide the host's latency, while progress
 # lines and a stop signal still come within seconds (SIGTERM is honoured at a sink's end).
 AUTO_SINK_LIMIT = 50
@@ -124,7 +126,7 @@ def resolve_conv_impl(conv_impl: str, device_target: str) -> str:
         raise UserError(f"--conv_impl {conv_impl!r} is not one of {', '.join(CONV_IMPLS)}")
     if device_target not in DEVICE_TARGETS:
         raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
-    if conv_impl in ("fast", "onednn") and device_target != "CPU":
+    if conv_impl in CPU_CONV_IMPLS and device_target != "CPU":
         raise UserError(f"conv_impl {conv_impl} (from --conv_impl or a --config_path file such as a CPU run's config.yaml) "
                         f"is CPU-only; on {device_target} use --conv_impl auto")
     if conv_impl != "auto":
