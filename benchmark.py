@@ -11,7 +11,8 @@ src/evaluation/predict.py), MINDIR inference images/s (the folded network, `mind
 Each rate is the median of `--steps` timed steps after `--warmup` untimed ones. Separate processes
 make each peak memory attributable (and a phase that runs out of memory does not take the other with it);
 running both implementations in one call (alternately, `--rounds` times, reporting medians)
-keeps the ratio meaningful on a shared, noisy machine.
+keeps the ratio meaningful on a shared, noisy machine: each ratio is taken within a round, and with
+several rounds the table shows its median and, in brackets, its range over the rounds.
 
 With `--peer_python PYTHON` (a Python that has torch and timm), timm's `skresnext50_32x4d` is measured
 the same way in its own processes (tools/timm_peer_benchmark.py, with the same batch, image size,
@@ -64,8 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
     parser.add_argument("--steps", type=int, default=5, help="timed steps; the median is reported")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run the implementations alternately this many times and report medians, "
-                             "so that a load change on a shared machine hits both")
+                        help="run the implementations alternately this many times and report medians, with each "
+                             "ratio taken within a round, so that a load change on a shared machine hits both")
     parser.add_argument("--peer_python", default=None,
                         help="a Python with torch and timm: also measure timm's skresnext50_32x4d and print ratios")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one implementation
@@ -223,20 +224,29 @@ def combine_rounds(rounds: list[dict[str, float]]) -> dict[str, float]:
     return combined
 
 
-def format_table(impls: list[str], results: list[dict[str, float]]) -> str:
-    """A Markdown table: one column per implementation (and the timm peer, last, when measured), the
-    ratio of the second implementation to the first, and the ratio of each implementation to timm."""
+def paired_ratio(a_rounds: list[dict[str, float]], b_rounds: list[dict[str, float]], key: str) -> str:
+    """`key` of a over b, round by round (both ran in the same minutes), as the median ratio with the
+    range over rounds when there are several; "-" if no round measured both."""
+    ratios = sorted(a[key] / b[key] for a, b in zip(a_rounds, b_rounds) if key in a and key in b)
+    if not ratios:
+        return "-"
+    spread = f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
+    return f"{statistics.median(ratios):.2f}x{spread}"
+
+
+def format_table(impls: list[str], rounds: dict[str, list[dict[str, float]]]) -> str:
+    """A Markdown table: one column per implementation (and the timm peer, last, when measured) with the
+    median over rounds, the ratio of the second implementation to the first, and the ratio of each
+    implementation to timm; each ratio is paired by round (`paired_ratio`)."""
     ours = [impl for impl in impls if impl != PEER]
     ratios = [(ours[1], ours[0])] if len(ours) == 2 else []
     ratios += [(impl, PEER) for impl in ours if PEER in impls]
-    by_name = dict(zip(impls, results))
+    results = [combine_rounds(rounds[impl]) for impl in impls]
     header = ["metric", *impls, *(f"{a} / {b}" for a, b in ratios)]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, label, fmt in METRICS:
         cells = [label, *(fmt.format(r[key]) if key in r else "not measured" for r in results)]
-        for a, b in ratios:
-            both = key in by_name[a] and key in by_name[b]
-            cells.append(f"{by_name[a][key] / by_name[b][key]:.2f}x" if both else "-")
+        cells += [paired_ratio(rounds[a], rounds[b], key) for a, b in ratios]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -252,7 +262,6 @@ def main() -> int:
     for _ in range(args.rounds):
         for impl in impls:
             rounds[impl].append(run_worker(args, impl))
-    results = [combine_rounds(rounds[impl]) for impl in impls]
     print(f"# SKNet benchmark, {datetime.date.today().isoformat()}, {platform.node()}, {os.cpu_count()} CPUs")
     print(f"# arch={args.arch} stem_type={args.stem_type} device_target={args.device_target} "
           f"batch_size={args.batch_size} image_size={args.image_size} fp32, GRAPH mode; "
@@ -260,7 +269,7 @@ def main() -> int:
           "each phase of each implementation in its own process"
           + (f"; {PEER}: {args.peer_python} tools/timm_peer_benchmark.py, {os.cpu_count()} threads"
              if args.peer_python else ""))
-    print(format_table(impls, results))
+    print(format_table(impls, rounds))
     return 0
 
 

@@ -128,6 +128,9 @@ BUGS = [
     Bug("the fast SK unit's explicit broadcast scales the wrong weights", "src/layers/selective_kernel.py",
         "ops.broadcast_to(channel_weights, x.shape)", "ops.broadcast_to(channel_weights * 1.01, x.shape)",
         ("tests/unit/test_conv_impl.py", "-k", "whole_network")),
+    Bug("the benchmark pairs each round of one implementation with another round of the peer", "benchmark.py",
+        "zip(a_rounds, b_rounds)", "zip(a_rounds, reversed(b_rounds))",
+        ("tests/e2e/test_benchmark.py", "-k", "paired")),
     # --- issue 14, round 2: conv_impl onednn ---
     Bug("the onednn conv ignores dilation", "src/layers/onednn_conv.py",
         "np.array([stride, dilation, onednn_threads()]", "np.array([stride, 1, onednn_threads()]",

@@ -55,9 +55,10 @@ def test_a_peer_python_without_torch_and_timm_is_a_one_line_error():
 
 
 def test_the_table_puts_each_implementation_next_to_timm():
-    results = [{"train_img_s": 10.0, "eval_peak_rss_gb": 2.0}, {"train_img_s": 40.0, "eval_peak_rss_gb": 3.0},
-               {"train_img_s": 20.0, "eval_peak_rss_gb": 1.0}]
-    lines = benchmark.format_table(["native", "fast", "timm"], results).splitlines()
+    rounds = {"native": [{"train_img_s": 10.0, "eval_peak_rss_gb": 2.0}],
+              "fast": [{"train_img_s": 40.0, "eval_peak_rss_gb": 3.0}],
+              "timm": [{"train_img_s": 20.0, "eval_peak_rss_gb": 1.0}]}
+    lines = benchmark.format_table(["native", "fast", "timm"], rounds).splitlines()
     assert lines[0] == "| metric | native | fast | timm | fast / native | native / timm | fast / timm |"
     train = next(line for line in lines if line.startswith("| train step, img/s"))
     assert train == "| train step, img/s | 10.00 | 40.00 | 20.00 | 4.00x | 0.50x | 2.00x |"
@@ -65,3 +66,13 @@ def test_the_table_puts_each_implementation_next_to_timm():
     assert memory == "| peak RSS of eval, GB | 2.00 | 3.00 | 1.00 | 1.50x | 2.00x | 3.00x |"
     missing = next(line for line in lines if line.startswith("| MINDIR"))
     assert missing.endswith("| not measured | not measured | not measured | - | - | - |")
+
+
+def test_ratios_are_paired_by_round_with_their_range():
+    # Rounds 1 and 2 measure 0.5x (round 2 on a machine twice as fast), round 3 0.6x: the median of the
+    # paired ratios is 0.5x, while the ratio of the medians (15 / 25) would be 0.6x.
+    rounds = {"fast": [{"train_img_s": 10.0}, {"train_img_s": 20.0}, {"train_img_s": 15.0}],
+              "timm": [{"train_img_s": 20.0}, {"train_img_s": 40.0}, {"train_img_s": 25.0}]}
+    lines = benchmark.format_table(["fast", "timm"], rounds).splitlines()
+    train = next(line for line in lines if line.startswith("| train step, img/s"))
+    assert train == "| train step, img/s | 15.00 | 25.00 | 0.50x (0.50-0.60) |"
