@@ -18,6 +18,10 @@ With `--peer_python PYTHON` (a Python that has torch and timm), timm's `skresnex
 the same way in its own processes (tools/timm_peer_benchmark.py, with the same batch, image size,
 steps and thread count, alternating with the implementations in every round), and the table gets
 a `timm` column and the ratio of each implementation to it.
+
+With `--profile train|infer` (one `--conv_impl`, CPU) nothing is timed: one process prints MindSpore's
+kernel time per step of that phase by kernel type, i.e. where a step's time goes. Its timm counterpart
+is `tools/timm_peer_benchmark.py --profile`; docs/performance.md compares the two.
 """
 import argparse
 import datetime
@@ -69,6 +73,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "ratio taken within a round, so that a load change on a shared machine hits both")
     parser.add_argument("--peer_python", default=None,
                         help="a Python with torch and timm: also measure timm's skresnext50_32x4d and print ratios")
+    parser.add_argument("--profile", default=None, choices=("train", "infer"),
+                        help="instead of measuring, print MindSpore's kernel time per step of this phase by kernel "
+                             "type (one --conv_impl, CPU)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one implementation
     args = parser.parse_args(argv)
     check_args(args)
@@ -94,6 +101,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--warmup must be 0 or more, got {args.warmup}")
     if args.peer_python is not None:
         check_peer(args)
+    if args.profile is not None and (len(impls) != 1 or args.device_target != "CPU" or args.peer_python):
+        raise UserError("--profile reads MindSpore's CPU kernel table: give one --conv_impl, --device_target CPU "
+                        "and no --peer_python")
 
 
 def check_peer(args: argparse.Namespace) -> None:
@@ -130,8 +140,11 @@ def report(result: dict[str, float]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
-    """Run one phase (`train` or `infer`) for one implementation in this process, reporting as it goes."""
+def phase_step(args: argparse.Namespace, conv_impl: str, phase: str):
+    """Build one phase (`train` or `infer`) of one implementation in this process: returns `step()`, which runs
+    it once and copies the result to the host (that synchronises), the folded network and the images.
+    `train` compiles a train step (loss, backward, Momentum update); `infer` runs the network as eval.py
+    and export.py run it: BatchNorm folded, CPU batches in calls of bounded size."""
     import numpy as np
     import mindspore as ms
     from mindspore import nn
@@ -147,41 +160,81 @@ def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((args.batch_size, 3, args.image_size, args.image_size), dtype=np.float32))
     labels = ms.Tensor(rng.integers(0, args.class_num, args.batch_size).astype(np.int32))
-    net = create_model(args.arch, args.class_num, stem_type=args.stem_type,
-                       conv_impl=resolve_conv_impl(conv_impl, args.device_target))
-    result = {}
+    resolved = resolve_conv_impl(conv_impl, args.device_target)
+    net = create_model(args.arch, args.class_num, stem_type=args.stem_type, conv_impl=resolved)
     if phase == "train":
         loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=args.class_num)
         optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
         train_step = nn.TrainOneStepCell(nn.WithLossCell(net, loss), optimizer)
         train_step.set_train(True)
-        start = time.perf_counter()
-        train_step.compile(images, labels)
-        result["train_compile_s"] = time.perf_counter() - start
-        result["train_step_s"] = median_seconds(lambda: train_step(images, labels).asnumpy(), args.warmup, args.steps)
-        result["train_img_s"] = args.batch_size / result["train_step_s"]
-        result["train_peak_rss_gb"] = peak_rss_gb()
-        report(result)
-        return
-    # Inference as eval.py and export.py run it: BatchNorm folded, CPU batches in bounded calls.
+        return (lambda: train_step(images, labels).asnumpy()), train_step, images, labels
     net.set_train(False)
-    folded = create_model(args.arch, args.class_num, stem_type=args.stem_type, fold_bn=True,
-                          conv_impl=resolve_conv_impl(conv_impl, args.device_target))
+    folded = create_model(args.arch, args.class_num, stem_type=args.stem_type, fold_bn=True, conv_impl=resolved)
     folded = fold_batchnorm(net, folded)
     folded.set_train(False)
     predict = Predictor(folded, images_per_call(args.image_size, args.device_target))
     host_images = images.asnumpy()
-    result["eval_img_s"] = args.batch_size / median_seconds(lambda: predict(host_images), args.warmup, args.steps)
+    return (lambda: predict(host_images)), folded, images, labels
+
+
+def measure(args: argparse.Namespace, conv_impl: str, phase: str) -> None:
+    """Run one phase (`train` or `infer`) for one implementation in this process, reporting as it goes."""
+    import mindspore as ms
+    from mindspore import nn
+
+    step, cell, images, labels = phase_step(args, conv_impl, phase)
+    result = {}
+    if phase == "train":
+        start = time.perf_counter()
+        cell.compile(images, labels)
+        result["train_compile_s"] = time.perf_counter() - start
+        result["train_step_s"] = median_seconds(step, args.warmup, args.steps)
+        result["train_img_s"] = args.batch_size / result["train_step_s"]
+        result["train_peak_rss_gb"] = peak_rss_gb()
+        report(result)
+        return
+    result["eval_img_s"] = args.batch_size / median_seconds(step, args.warmup, args.steps)
     result["eval_peak_rss_gb"] = result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
     with tempfile.TemporaryDirectory(prefix="sknet_benchmark_") as tmp:
         path = os.path.join(tmp, "net")
-        ms.export(folded, images, file_name=path, file_format="MINDIR")
+        ms.export(cell, images, file_name=path, file_format="MINDIR")
         graph = nn.GraphCell(ms.load(f"{path}.mindir"))
         result["mindir_img_s"] = args.batch_size / median_seconds(lambda: graph(images).asnumpy(), args.warmup,
                                                                   args.steps)
     result["infer_peak_rss_gb"] = peak_rss_gb()
     report(result)
+
+
+def profile(args: argparse.Namespace) -> str:
+    """`--profile PHASE`: MindSpore's kernel time per step of one phase of one implementation, by kernel type,
+    as a Markdown table (MindSpore's Profiler over `--steps` steps after `--warmup` ones, at least one)."""
+    import csv
+    import glob
+
+    from mindspore import Profiler
+
+    step = phase_step(args, args.conv_impl, args.profile)[0]
+    for _ in range(max(args.warmup, 1)):  # the first call compiles
+        step()
+    with tempfile.TemporaryDirectory(prefix="sknet_profile_") as tmp:
+        profiler = Profiler(output_path=tmp)
+        for _ in range(args.steps):
+            step()
+        profiler.stop()
+        profiler.analyse()
+        tables = glob.glob(os.path.join(tmp, "**", "cpu_op_type_info_*.csv"), recursive=True)
+        if not tables:
+            raise RuntimeError(f"MindSpore's Profiler wrote no kernel table under {tmp}")
+        with open(tables[0], newline="", encoding="utf-8") as handle:
+            kinds = [(row["op_type"], float(row["type_occurrences"]) / args.steps,
+                      float(row["total_compute_time"]) / args.steps) for row in csv.DictReader(handle)]
+    kinds.sort(key=lambda kind: -kind[2])
+    total = sum(time_ms for _, _, time_ms in kinds)
+    rows = ["| kernel type | kernels per step | ms per step | share |", "|---|---|---|---|"]
+    rows += [f"| {name} | {count:.0f} | {time_ms:.1f} | {time_ms / total:.1%} |" for name, count, time_ms in kinds]
+    rows.append(f"| all | {sum(count for _, count, _ in kinds):.0f} | {total:.1f} | 100% |")
+    return "\n".join(rows)
 
 
 def run_phase(args: argparse.Namespace, conv_impl: str, phase: str) -> dict[str, float]:
@@ -253,8 +306,14 @@ def format_table(impls: list[str], rounds: dict[str, list[dict[str, float]]]) ->
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
-    if args.worker is not None:
-        measure(args, *args.worker.split(":"))
+    if args.worker is not None or args.profile is not None:
+        if args.worker is not None:
+            measure(args, *args.worker.split(":"))
+        else:
+            print(f"# kernel time per step, {args.profile}, conv_impl={args.conv_impl}, {args.arch} "
+                  f"batch_size={args.batch_size} image_size={args.image_size}, {args.steps} profiled steps, "
+                  f"{datetime.date.today().isoformat()}")
+            print(profile(args), flush=True)
         # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
         os._exit(0)
     impls = args.conv_impl.split(",") + ([PEER] if args.peer_python else [])

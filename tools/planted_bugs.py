@@ -131,6 +131,9 @@ BUGS = [
     Bug("the benchmark pairs each round of one implementation with another round of the peer", "benchmark.py",
         "zip(a_rounds, b_rounds)", "zip(a_rounds, reversed(b_rounds))",
         ("tests/e2e/test_benchmark.py", "-k", "paired")),
+    Bug("benchmark --profile reports kernels over all profiled steps, not per step", "benchmark.py",
+        'float(row["type_occurrences"]) / args.steps', 'float(row["type_occurrences"])',
+        ("tests/e2e/test_benchmark.py", "-k", "profile_prints")),
     # --- issue 14, round 2: conv_impl onednn ---
     Bug("the onednn conv ignores dilation", "src/layers/onednn_conv.py",
         "np.array([stride, dilation, onednn_threads()]", "np.array([stride, 1, onednn_threads()]",

@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--profile", action="store_true",
+                        help="then print torch.profiler's time per operator over --steps more steps (self CPU)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -86,6 +88,7 @@ def main() -> None:
         result["train_step_s"] = median_seconds(step, args.warmup, args.steps)
         result["train_img_s"] = args.batch_size / result["train_step_s"]
         result["train_peak_rss_gb"] = peak_rss_gb()
+        run = step
     else:
         net.eval()
 
@@ -95,7 +98,13 @@ def main() -> None:
 
         result["eval_img_s"] = args.batch_size / median_seconds(forward, args.warmup, args.steps)
         result["eval_peak_rss_gb"] = peak_rss_gb()
+        run = forward
     print(RESULT_PREFIX + json.dumps(result), flush=True)
+    if args.profile:  # the counterpart of `benchmark.py --profile PHASE` (docs/performance.md)
+        with torch.profiler.profile() as profiler:
+            for _ in range(args.steps):
+                run()
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
 if __name__ == "__main__":

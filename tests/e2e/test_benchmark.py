@@ -38,12 +38,26 @@ def test_benchmark_measures_both_implementations():
     (["--conv_impl", "im2col"], "--conv_impl"),
     (["--batch_size", "0"], "--batch_size"),
     (["--device_target", "cpu"], "--device_target"),
+    (["--profile", "train", "--conv_impl", "native,fast"], "--profile"),
 ])
 def test_bad_flags_are_one_line_errors(flags, message):
     proc = run_benchmark(*flags)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_profile_prints_the_kernel_time_of_a_step_by_kernel_type():
+    proc = run_benchmark("--arch", "sknet_tiny", "--image_size", "16", "--batch_size", "2", "--warmup", "0",
+                         "--steps", "2", "--conv_impl", "native", "--profile", "infer")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.strip("|").split("|") for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert [cell.strip() for cell in rows[0]] == ["kernel type", "kernels per step", "ms per step", "share"]
+    kinds = {cells[0].strip(): (float(cells[1]), float(cells[2])) for cells in rows[1:-1]}
+    assert kinds["Conv2D"][0] == 21, proc.stdout  # sknet_tiny: stem, 4 units x (two 1x1, 2 SK paths, a shortcut)
+    assert rows[-1][0].strip() == "all" and float(rows[-1][2]) > 0
+    assert abs(sum(ms for _, ms in kinds.values()) - float(rows[-1][2])) < 0.1 * len(kinds)
 
 
 @pytest.mark.slow
