@@ -141,8 +141,9 @@ def report(result: dict[str, float]) -> None:
 
 
 def phase_step(args: argparse.Namespace, conv_impl: str, phase: str):
-    """Build one phase (`train` or `infer`) of one implementation in this process: returns `step()`, which runs
-    it once and copies the result to the host (that synchronises), the folded network and the images.
+    """Build one phase (`train` or `infer`) of one implementation in this process. Returns `step()`, which runs
+    it once and copies the result to the host (that synchronises), the cell it calls (the train step or the
+    folded network), the images and the labels.
     `train` compiles a train step (loss, backward, Momentum update); `infer` runs the network as eval.py
     and export.py run it: BatchNorm folded, CPU batches in calls of bounded size."""
     import numpy as np
