@@ -1,4 +1,7 @@
-"""Build `onednn_conv.cc` once against the oneDNN that MindSpore bundles, and return the library's path.
+"""Build the C++ ops of `conv_impl onednn` once, against the oneDNN MindSpore bundles; return the library's path.
+
+The library holds `onednn_conv.cc` (convolutions through oneDNN) and `cpu_max_pool.cc` (the stem's max-pool for
+inference, plain loops).
 
 MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
 exported C symbols but no headers; the headers of that exact release are vendored in
@@ -17,7 +20,8 @@ import tempfile
 
 from src.utils.errors import UserError
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onednn_conv.cc")
+SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+                for name in ("onednn_conv.cc", "cpu_max_pool.cc"))
 HEADERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "third_party", "onednn", "include")
 ONEDNN_VERSION = (3, 10)  # the vendored headers' ABI
@@ -73,11 +77,11 @@ def cache_dir() -> str:
 
 
 def build_key(compiler_version: str, libdnnl: str) -> str:
-    """sha256 of the source, the vendored headers, MindSpore's version, the compiler and the libdnnl path."""
+    """sha256 of the sources, the vendored headers, MindSpore's version, the compiler and the libdnnl path."""
     import mindspore
 
     digest = hashlib.sha256()
-    files = [SOURCE, *sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)]
+    files = [*SOURCES, *sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)]
     for part in files:
         with open(part, "rb") as file:
             digest.update(os.path.relpath(part, HEADERS).encode() + b"\0" + file.read() + b"\0")
@@ -87,12 +91,12 @@ def build_key(compiler_version: str, libdnnl: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def onednn_conv_library() -> str:
-    """The path of the compiled `onednn_conv` library, built now if the cache has none for this key."""
+def onednn_library() -> str:
+    """The path of the compiled library, built now if the cache has none for this key."""
     libdnnl = mindspore_libdnnl()
     cxx, version = compiler()
     directory = cache_dir()
-    stem = os.path.join(directory, f"onednn_conv-{build_key(version, libdnnl)}")
+    stem = os.path.join(directory, f"onednn_ops-{build_key(version, libdnnl)}")
     if os.path.isfile(stem + ".so"):
         return stem + ".so"
     try:
@@ -103,7 +107,7 @@ def onednn_conv_library() -> str:
         raise UserError(f"conv_impl onednn cannot write its build cache {directory} ({err.strerror}); set "
                         f"SKNET_ONEDNN_CACHE to a writable directory {FALLBACK}") from err
     lib_dir = os.path.dirname(libdnnl)
-    command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-I", HEADERS, SOURCE, "-o", temporary,
+    command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-I", HEADERS, *SOURCES, "-o", temporary,
                "-L", lib_dir, "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-pthread"]
     log = f"{stem}.{os.getpid()}.log"  # per process: ranks that build at once each keep their own output
     with open(log, "w", encoding="utf-8") as out:
@@ -116,8 +120,8 @@ def onednn_conv_library() -> str:
     if code != 0:
         if os.path.exists(temporary):
             os.remove(temporary)
-        raise UserError(f"conv_impl onednn: compiling {SOURCE} failed ({code}); the compiler's output is in {log}; "
-                        f"fix it {FALLBACK}")
+        raise UserError(f"conv_impl onednn: compiling {' '.join(SOURCES)} failed ({code}); the compiler's output is "
+                        f"in {log}; fix it {FALLBACK}")
     os.replace(temporary, stem + ".so")
     os.remove(log)  # only a failed build's log is worth keeping
     return stem + ".so"

@@ -12,7 +12,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.layers.onednn_build import onednn_conv_library
+from src.layers.onednn_build import onednn_library
 from src.utils.errors import UserError
 
 
@@ -45,7 +45,7 @@ class OneDnnConv(nn.Cell):
 
     def __init__(self, kernel_size: int, stride: int, dilation: int, groups: int):
         super().__init__()
-        library = onednn_conv_library()
+        library = onednn_library()
         # (stride, dilation, threads) reach the C++ op as a small constant input: aot ops have no attributes.
         self.geometry = ms.Tensor(np.array([stride, dilation, onednn_threads()], dtype=np.int64))
 

@@ -78,36 +78,39 @@ def test_onednn_is_not_exported():
 def fresh_cache(tmp_path, monkeypatch):
     """An empty build cache, and no library remembered from an earlier call."""
     monkeypatch.setenv("SKNET_ONEDNN_CACHE", str(tmp_path / "cache"))
-    onednn_build.onednn_conv_library.cache_clear()
+    onednn_build.onednn_library.cache_clear()
     yield tmp_path / "cache"
-    onednn_build.onednn_conv_library.cache_clear()
+    onednn_build.onednn_library.cache_clear()
 
 
 def test_the_second_load_reuses_the_build(fresh_cache):
-    path = onednn_build.onednn_conv_library()
+    path = onednn_build.onednn_library()
     assert os.path.dirname(path) == str(fresh_cache) and path.endswith(".so")
     built = os.stat(path)
-    onednn_build.onednn_conv_library.cache_clear()
-    assert onednn_build.onednn_conv_library() == path
+    onednn_build.onednn_library.cache_clear()
+    assert onednn_build.onednn_library() == path
     assert os.stat(path).st_mtime_ns == built.st_mtime_ns and os.stat(path).st_ino == built.st_ino
     assert os.listdir(fresh_cache) == [os.path.basename(path)]  # no temporary file or log is left behind
 
 
-def test_a_changed_source_builds_a_separate_library(fresh_cache, tmp_path, monkeypatch):
-    first = onednn_build.onednn_conv_library()
-    changed = tmp_path / "onednn_conv.cc"
-    with open(onednn_build.SOURCE, encoding="utf-8") as source:
+@pytest.mark.parametrize("index", range(len(onednn_build.SOURCES)))
+def test_a_changed_source_builds_a_separate_library(fresh_cache, tmp_path, monkeypatch, index):
+    first = onednn_build.onednn_library()
+    sources = list(onednn_build.SOURCES)
+    changed = tmp_path / os.path.basename(sources[index])
+    with open(sources[index], encoding="utf-8") as source:
         changed.write_text(source.read() + "\n// changed\n", encoding="utf-8")
-    monkeypatch.setattr(onednn_build, "SOURCE", str(changed))
-    onednn_build.onednn_conv_library.cache_clear()
-    second = onednn_build.onednn_conv_library()
+    sources[index] = str(changed)
+    monkeypatch.setattr(onednn_build, "SOURCES", tuple(sources))
+    onednn_build.onednn_library.cache_clear()
+    second = onednn_build.onednn_library()
     assert second != first and os.path.isfile(first) and os.path.isfile(second)
 
 
 def test_no_compiler_is_one_clear_line(fresh_cache, monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     with pytest.raises(UserError) as caught:
-        onednn_build.onednn_conv_library()
+        onednn_build.onednn_library()
     message = str(caught.value)
     assert "\n" not in message and "needs g++ (C++17)" in message and "apt-get install g++" in message
     assert "--conv_impl fast" in message
@@ -116,9 +119,9 @@ def test_no_compiler_is_one_clear_line(fresh_cache, monkeypatch):
 def test_a_compile_failure_names_its_log(fresh_cache, tmp_path, monkeypatch):
     broken = tmp_path / "onednn_conv.cc"
     broken.write_text("this is not C++\n", encoding="utf-8")
-    monkeypatch.setattr(onednn_build, "SOURCE", str(broken))
+    monkeypatch.setattr(onednn_build, "SOURCES", (str(broken), *onednn_build.SOURCES[1:]))
     with pytest.raises(UserError, match=r"failed .*output is in .*\.log") as caught:
-        onednn_build.onednn_conv_library()
+        onednn_build.onednn_library()
     log = str(caught.value).split("output is in ")[1].split(";")[0]
     assert "error" in open(log, encoding="utf-8").read()
     assert not [name for name in os.listdir(fresh_cache) if name.endswith((".so", ".tmp"))]
