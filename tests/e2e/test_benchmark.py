@@ -39,6 +39,7 @@ def test_benchmark_measures_both_implementations():
     (["--batch_size", "0"], "--batch_size"),
     (["--device_target", "cpu"], "--device_target"),
     (["--profile", "train", "--conv_impl", "native,fast"], "--profile"),
+    (["--profile", "eval"], "--profile 'eval' is unknown"),
 ])
 def test_bad_flags_are_one_line_errors(flags, message):
     proc = run_benchmark(*flags)
