@@ -73,9 +73,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "ratio taken within a round, so that a load change on a shared machine hits both")
     parser.add_argument("--peer_python", default=None,
                         help="a Python with torch and timm: also measure timm's skresnext50_32x4d and print ratios")
-    parser.add_argument("--profile", default=None,
-                        help="train or infer: instead of measuring, print MindSpore's kernel time per step of this phase by kernel "
-                             "type (one --conv_impl, CPU)")
+    parser.add_argument("--profile", default=None, metavar="PHASE",
+                        help="train or infer: instead of measuring, print MindSpore's kernel time per step of this "
+                             "phase by kernel type (one --conv_impl, CPU)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one implementation
     args = parser.parse_args(argv)
     check_args(args)
