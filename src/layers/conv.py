@@ -13,13 +13,13 @@ The model receives `conv_impl` already resolved; `src.utils.device.resolve_conv_
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeNormal, initializer
 
+from src.layers.conv_geometry import same_padding
 from src.layers.cpu_gemm_conv import SMALL_IMAGE_MAX_PIXELS, GemmConv, conv2d_pointwise, conv2d_small_image
 from src.layers.fold_batchnorm import batchnorm_or_folded
 from src.layers.onednn_conv import OneDnnConv
 from src.layers.split_grouped_conv import conv2d_split_groups
-from src.utils.device import CONV_IMPLS as CHOICES, CPU_CONV_IMPLS
+from src.utils.device import CPU_CONV_IMPLS, MODEL_CONV_IMPLS
 
-CONV_IMPLS = tuple(impl for impl in CHOICES if impl != "auto")  # what the model receives
 # Training on maps of at most 2x2 pixels, `conv2d_small_image` beats oneDNN: forward + backward of a
 # 32-group 3x3 conv at batch 32, 512-1024 channels, 2x2 and 1x1 maps, fwd+bwd 0.41-0.81x for oneDNN
 # (its backward passes), while its forward alone is 1.4x faster there, so inference keeps oneDNN.
@@ -51,9 +51,9 @@ class Conv2d(nn.Cell):
         self.stride = stride
         self.dilation = dilation
         self.groups = groups
-        self.padding = dilation * (kernel_size - 1) // 2
-        if conv_impl not in CONV_IMPLS:
-            raise ValueError(f"conv_impl must be one of {', '.join(CONV_IMPLS)} (resolve 'auto' first), "
+        self.padding = same_padding(kernel_size, dilation)
+        if conv_impl not in MODEL_CONV_IMPLS:
+            raise ValueError(f"conv_impl must be one of {', '.join(MODEL_CONV_IMPLS)} (resolve 'auto' first), "
                              f"got {conv_impl!r}")
         self.conv_impl = conv_impl
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)

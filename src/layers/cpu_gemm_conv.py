@@ -9,8 +9,10 @@ here computes exactly `ops.conv2d` from the same `weight`; `src.layers.conv.Conv
 """
 import numpy as np
 from mindspore import Tensor, nn, ops
-from mindspore.ops import constexpr
 from mindspore.common import dtype as mstype
+from mindspore.ops import constexpr
+
+from src.layers.conv_geometry import output_size
 
 # Below this many output pixels per image, the CPU's native 1x1 conv (one small GEMM per
 # image) loses to one GEMM over the whole batch; at 8x8 and above it wins (measured).
@@ -54,10 +56,6 @@ def _batch_matmul(kernels, columns, out_pixels: int):
     return _unfold_batch(ops.BatchMatMul()(kernels, _fold_batch(columns)), batch)
 
 
-def _out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def _im2col(x, kernel: int, stride: int, padding: int, dilation: int, groups: int):
     """(B, C, H, W) -> columns (B, groups, C/groups * k * k, H' * W').
 
@@ -67,8 +65,8 @@ def _im2col(x, kernel: int, stride: int, padding: int, dilation: int, groups: in
     stride's subsampling.
     """
     batch, channels, height, width = x.shape
-    out_pixels = (_out_size(height, kernel, stride, padding, dilation)
-                  * _out_size(width, kernel, stride, padding, dilation))
+    out_pixels = (output_size(height, kernel, stride, padding, dilation)
+                  * output_size(width, kernel, stride, padding, dilation))
     columns = x
     if kernel > 1 or stride > 1:
         columns = ops.unfold(x, kernel, dilation, padding, stride)  # (B, C*k*k, H'*W')
@@ -82,8 +80,8 @@ def _conv2d_gemm_and_columns(x, weight, stride: int, padding: int, dilation: int
     columns = _im2col(x, kernel, stride, padding, dilation, groups)
     kernels = weight.reshape(groups, out_channels // groups, -1)
     out = _batch_matmul(kernels, columns, columns.shape[3])
-    out = out.reshape(batch, out_channels, _out_size(height, kernel, stride, padding, dilation),
-                      _out_size(width, kernel, stride, padding, dilation))
+    out = out.reshape(batch, out_channels, output_size(height, kernel, stride, padding, dilation),
+                      output_size(width, kernel, stride, padding, dilation))
     return out, columns
 
 
@@ -135,8 +133,8 @@ class GemmConv(nn.Cell):
     def keeps_columns(self, shape) -> bool:
         batch, channels, height, width = shape
         kernel = self.kernel_size
-        out_pixels = (_out_size(height, kernel, self.stride, self.padding, self.dilation)
-                      * _out_size(width, kernel, self.stride, self.padding, self.dilation))
+        out_pixels = (output_size(height, kernel, self.stride, self.padding, self.dilation)
+                      * output_size(width, kernel, self.stride, self.padding, self.dilation))
         return batch * channels * kernel * kernel * out_pixels <= KEEP_COLUMNS_MAX_ELEMENTS
 
     def bprop(self, x, weight, out, dout):
@@ -211,8 +209,8 @@ def _tap_selection(height: int, width: int, kernel: int, stride: int, padding: i
 
     Taps that read the zero padding have no input pixel, so they drop out.
     """
-    out_height = _out_size(height, kernel, stride, padding, dilation)
-    out_width = _out_size(width, kernel, stride, padding, dilation)
+    out_height = output_size(height, kernel, stride, padding, dilation)
+    out_width = output_size(width, kernel, stride, padding, dilation)
     tap_row, tap_col = np.divmod(np.arange(kernel * kernel), kernel)
     out_row, out_col = np.divmod(np.arange(out_height * out_width), out_width)
     rows = out_row[None, :] * stride + tap_row[:, None] * dilation - padding  # (taps, out pixels)
@@ -235,8 +233,8 @@ def conv2d_small_image(x, weight, stride: int, padding: int, dilation: int, grou
     """
     batch, _, height, width = x.shape
     out_channels, group_in, kernel, _ = weight.shape
-    out_height = _out_size(height, kernel, stride, padding, dilation)
-    out_width = _out_size(width, kernel, stride, padding, dilation)
+    out_height = output_size(height, kernel, stride, padding, dilation)
+    out_width = output_size(width, kernel, stride, padding, dilation)
     in_pixels, out_pixels = height * width, out_height * out_width
     per_group = out_channels // groups
     selection = _tap_selection(height, width, kernel, stride, padding, dilation)
@@ -259,7 +257,7 @@ def conv2d_pointwise(x, weight, stride: int):
     if stride > 1:
         batch, channels, height, width = x.shape
         x = ops.unfold(x, 1, 1, 0, stride).reshape(
-            batch, channels, _out_size(height, 1, stride, 0, 1), _out_size(width, 1, stride, 0, 1))
+            batch, channels, output_size(height, 1, stride, 0, 1), output_size(width, 1, stride, 0, 1))
     if x.shape[2] * x.shape[3] >= NATIVE_POINTWISE_MIN_PIXELS:
         return ops.conv2d(x, weight, None, 1, "valid", 0, 1, 1)
     return conv2d_gemm(x, weight, 1, 0, 1, 1)

@@ -9,6 +9,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.layers.conv_geometry import output_size
 from src.layers.onednn_build import onednn_library
 
 
@@ -21,8 +22,8 @@ class CpuMaxPool2d(nn.Cell):
         self.geometry = ms.Tensor(np.array([kernel_size, stride, padding], dtype=np.int64))
 
         def out_shape(x, geometry):
-            return (x[0], x[1], (x[2] + 2 * padding - kernel_size) // stride + 1,
-                    (x[3] + 2 * padding - kernel_size) // stride + 1)
+            return (x[0], x[1], output_size(x[2], kernel_size, stride, padding),
+                    output_size(x[3], kernel_size, stride, padding))
 
         self.pool = ops.Custom(f"{onednn_library()}:cpu_max_pool_forward", out_shape=out_shape,
                                out_dtype=lambda x, geometry: x, func_type="aot")

@@ -12,6 +12,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.layers.conv_geometry import output_size, same_padding
 from src.layers.onednn_build import onednn_library
 from src.utils.errors import UserError
 
@@ -21,11 +22,6 @@ def onednn_threads() -> int:
     usable = len(os.sched_getaffinity(0))
     threads = int(ms.get_context("runtime_num_threads") or 0)
     return min(threads, usable) if threads > 0 else usable
-
-
-def output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
-    padding = dilation * (kernel - 1) // 2
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _float32_only(*dtypes):
@@ -49,9 +45,11 @@ class OneDnnConv(nn.Cell):
         # (stride, dilation, threads) reach the C++ op as a small constant input: aot ops have no attributes.
         self.geometry = ms.Tensor(np.array([stride, dilation, onednn_threads()], dtype=np.int64))
 
+        padding = same_padding(kernel_size, dilation)
+
         def forward_shape(x, weight, geometry):
-            return (x[0], weight[0], output_size(x[2], kernel_size, stride, dilation),
-                    output_size(x[3], kernel_size, stride, dilation))
+            return (x[0], weight[0], output_size(x[2], kernel_size, stride, padding, dilation),
+                    output_size(x[3], kernel_size, stride, padding, dilation))
 
         self.forward = ops.Custom(f"{library}:onednn_conv_forward", out_shape=forward_shape,
                                   out_dtype=_float32_only, func_type="aot")

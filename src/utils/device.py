@@ -16,7 +16,8 @@ DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
 AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
 # The conv algorithms built for MindSpore's CPU backend only (src.layers.conv).
 CPU_CONV_IMPLS = ("fast", "onednn")
-CONV_IMPLS = ("auto", "native", "split", *CPU_CONV_IMPLS)
+MODEL_CONV_IMPLS = ("native", "split", *CPU_CONV_IMPLS)  # what the model receives: `auto` resolved
+CONV_IMPLS = ("auto", *MODEL_CONV_IMPLS)
 # `sink_size auto` on GPU/Ascend: 50 steps per host round trip hide the host's latency, while progress
 # lines and a stop signal still come within seconds (SIGTERM is honoured at a sink's end).
 AUTO_SINK_LIMIT = 50
