@@ -7,8 +7,10 @@ import re
 import signal
 import time
 
+import numpy as np
 import pytest
 
+from src.utils.checkpoint_file import load_checkpoint_file
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
 from tests.helpers.processes import run_entry, start_entry
@@ -78,3 +80,11 @@ def test_sigterm_inside_a_sink_saves_at_its_end_and_resume_ends_like_an_uninterr
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resumed {stopped.group(2)}" in resumed.stdout
     assert len(fingerprints(resumed.stdout)) == 2 and fingerprints(resumed.stdout) == fingerprints(single_log)
+    # The whole final checkpoint, beyond the fingerprints: the EMA of the BN statistics, the moments, the counters.
+    final = f"sknet_tiny-2_{STEPS}.ckpt"
+    expected, _ = load_checkpoint_file(os.path.join(single, final))
+    got, _ = load_checkpoint_file(os.path.join(out, final))
+    averages = [name for name in expected if name.startswith("ema.")]
+    assert any(name.endswith("moving_mean") for name in averages) and set(got) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)

@@ -3,7 +3,6 @@ train.py / eval.py processes on the tiny network (CPU)."""
 import json
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from src.utils.checkpoint_file import load_checkpoint_file, read_sidecar
 from tests.helpers.cifar_data import write_cifar_layout
 from src.data.cifar10_files import CLASS_NAMES
-from tests.helpers.tiny_runs import MODEL, TRAIN, run
+from tests.helpers.tiny_runs import MODEL, run
 
 EVERYTHING = MODEL + ["--batch_size", "16", "--eval_batch_size", "8", "--epoch_size", "2", "--warmup_epochs", "0.4",
                       "--lr_max", "0.05", "--log_interval", "0", "--ema_decay", "0.9", "--auto_augment", "cifar10",
@@ -43,7 +42,10 @@ def test_two_deterministic_runs_with_every_new_flag_agree_and_report_per_class(d
         png = handle.read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert read_sidecar(os.path.join(first, "best.ckpt"))["weights"] == "ema"
-    assert any(name.startswith("ema.") for name in load_checkpoint_file(os.path.join(first, f"sknet_tiny-2_{STEPS}.ckpt"))[0])
+    saved, _ = load_checkpoint_file(os.path.join(first, f"sknet_tiny-2_{STEPS}.ckpt"))
+    # Every weight and BN statistic has its average (the optimizer's moments and counters have none).
+    averages = [name for name in saved if name.startswith("ema.")]
+    assert averages and len(averages) == len([n for n in saved if not n.startswith(("ema.", "moments.")) and "." in n])
 
     result_json = str(tmp_path / "eval.json")
     proc = run("eval.py", *MODEL, "--data_path", data, "--checkpoint_path", first, "--use_ema", "true",
@@ -55,26 +57,3 @@ def test_two_deterministic_runs_with_every_new_flag_agree_and_report_per_class(d
     for record in results:
         matrix = np.array(record["confusion_matrix"])
         assert matrix.shape == (10, 10) and matrix.sum() == TEST_IMAGES == record["images"]
-
-
-@pytest.mark.slow
-def test_resumed_run_ends_with_the_same_ema_as_an_uninterrupted_one(data, tmp_path):
-    flags = TRAIN + ["--data_path", data, "--ema_decay", "0.9"]
-    straight = str(tmp_path / "straight")
-    proc = run("train.py", *flags, "--output_path", straight)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    stopped = str(tmp_path / "stopped")
-    shutil.copytree(straight, stopped)
-    for name in os.listdir(stopped):  # what a run stopped after epoch 1 leaves behind
-        if name.startswith(("sknet_tiny-2_", "best.")):
-            os.remove(os.path.join(stopped, name))
-    resumed = run("train.py", *flags, "--output_path", stopped, "--resume", "auto")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    final = f"sknet_tiny-2_{STEPS}.ckpt"
-    expected, _ = load_checkpoint_file(os.path.join(straight, final))
-    got, _ = load_checkpoint_file(os.path.join(stopped, final))
-    averages = [name for name in expected if name.startswith("ema.")]
-    assert len(averages) == len([n for n in expected if not n.startswith(("ema.", "moments.")) and "." in n])
-    for name in averages:
-        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-    assert fingerprints(resumed.stdout)[1] == fingerprints(proc.stdout)[1]
