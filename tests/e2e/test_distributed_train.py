@@ -76,7 +76,7 @@ def test_two_cpu_ranks_train_their_own_halves_and_agree(data_path, tmp_path):
     assert {"best.ckpt", "config.yaml", "metrics.csv"} <= set(os.listdir(output))
     assert any(line.startswith("done:") for line in ranks[0]) and not any(line.startswith("done:") for line in ranks[1])
     assert any("top1" in line for line in ranks[0]) and not any("top1" in line for line in ranks[1])
-    # Resuming a distributed run: tests/e2e/test_faults_distributed.py (after a killed rank, after SIGTERM).
+    # Resuming a distributed run: tests/e2e/test_faults_distributed.py (a killed rank, SIGTERM, two resumes).
 
 
 def start_launcher(args: list[str], env: dict[str, str], cwd) -> subprocess.Popen:

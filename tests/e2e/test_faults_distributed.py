@@ -1,5 +1,7 @@
-"""A rank killed in a 2-worker CPU msrun job: the job ends non-zero, and `--resume auto` restarts it
-from rank 0's last checkpoint (scripts/run_distribute_train.sh, real processes)."""
+"""Faults in a 2-worker CPU msrun job (scripts/run_distribute_train.sh, real processes), one scenario:
+a killed rank ends the job non-zero; `--resume auto` restarts it from rank 0's last checkpoint; SIGTERM on
+the launcher saves mid-epoch; and a second resume ends where an uninterrupted run ends, ranks in lockstep.
+One scenario, because each msrun job costs ~40 s of the suite."""
 import os
 import re
 import signal
@@ -33,11 +35,18 @@ def wait_for_log(path, text: str, job: Watched) -> None:
         time.sleep(0.5)
 
 
+def worker_log(logs, rank: int) -> str:
+    with open(logs / f"worker_{rank}.log", encoding="utf-8", errors="replace") as log:
+        return log.read()
+
+
 @pytest.mark.slow
-def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpoint(tmp_path):
+def test_a_killed_rank_then_sigterm_and_two_resumes_end_like_an_uninterrupted_run(tmp_path):
     data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
     out = tmp_path / "out"
-    # Rank 0 parks inside its second save (end of epoch 2, before the rename), so rank 1 is surely
+    checkpoint_1 = str(out / f"sknet_tiny-1_{STEPS}.ckpt")
+
+    # 1. Rank 0 parks inside its second save (end of epoch 2, before the rename), so rank 1 is surely
     # mid-run, waiting in epoch 3 for rank 0's gradients, when it is killed: no race with a fast step.
     job = launch(data, out, tmp_path / "logs", env=fault_env(pause_in_save=2))
     wait_for_log(tmp_path / "logs" / "worker_0.log", "fault: paused in save", job)
@@ -49,46 +58,38 @@ def test_killed_rank_ends_the_job_and_resume_auto_continues_from_rank_0s_checkpo
     assert job.finish() != 0, job.output[-3000:]  # finish() fails the test if the job hangs
     print(f"the job ended {time.monotonic() - killed_at:.0f} s after rank 1 was killed")
     assert processes_with(str(out)) == []
-    checkpoint_1 = str(out / f"sknet_tiny-1_{STEPS}.ckpt")
     assert list_checkpoints(str(out)) == [checkpoint_1]
 
-    resumed = launch(data, out, tmp_path / "logs_resumed", "--resume", "auto")
-    assert resumed.finish() == 0, resumed.output[-3000:]
+    # 2. Resumed from rank 0's checkpoint; SIGTERM on the launcher (msrun itself would SIGKILL the workers,
+    # the launcher hands them SIGTERM), so rank 0 saves at a step boundary. Each step waits 2 s, so the
+    # signal (sent when step 2 is logged) lands inside epoch 2 even on a busy machine.
+    logs = tmp_path / "logs_resumed"
+    resumed = launch(data, out, logs, "--resume", "auto", env=fault_env(step_delay=2.0))
+    wait_for_log(logs / "worker_0.log", f"epoch 2/3 step 2/{STEPS}", resumed)
+    resumed.proc.send_signal(signal.SIGTERM)
+    assert resumed.finish() == 143, resumed.output[-3000:]
+    assert processes_with(str(out)) == []
+    for rank in (0, 1):
+        text = worker_log(logs, rank)
+        assert f"[rank {rank}] resumed {checkpoint_1}: epoch 1, global step {STEPS}" in text
+        assert f"[rank {rank}] epoch 1/3 " not in text
+    assert "[rank 0] stopped by SIGTERM at epoch 2 step" in worker_log(logs, 0)
+    newest = list_checkpoints(str(out))[-1]
+    saved_step = load_checkpoint_file(newest)[1]["global_step"]
+    assert STEPS < saved_step < 2 * STEPS, newest
+
+    # 3. Resumed again, mid-epoch: it ends with the uninterrupted run's checkpoints and step count.
+    logs = tmp_path / "logs_resumed_again"
+    again = launch(data, out, logs, "--resume", "auto")
+    assert again.finish() == 0, again.output[-3000:]
     fingerprints = []
     for rank in (0, 1):
-        with open(tmp_path / "logs_resumed" / f"worker_{rank}.log", encoding="utf-8", errors="replace") as log:
-            text = log.read()
-        assert f"[rank {rank}] resumed {checkpoint_1}: epoch 1, global step {STEPS}" in text
-        assert f"[rank {rank}] epoch 2/3 " in text and f"[rank {rank}] epoch 1/3 " not in text
+        text = worker_log(logs, rank)
+        assert f"[rank {rank}] resumed {newest}: epoch " in text and f"global step {saved_step}" in text
         fingerprints += re.findall(rf"\[rank {rank}\] final weights fingerprint (\w+)", text)
     # The resumed ranks still train in lockstep (averaged gradients).
     assert len(fingerprints) == 2 and len(set(fingerprints)) == 1
     checkpoints = list_checkpoints(str(out))
-    assert checkpoints == [checkpoint_1] + [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (2, 3)]
-    assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints] == [STEPS, 2 * STEPS, 3 * STEPS]
-
-
-@pytest.mark.slow
-def test_sigterm_on_the_launcher_saves_mid_epoch_and_resume_auto_ends_with_the_uninterrupted_step_count(tmp_path):
-    # msrun itself would SIGKILL the workers; the launcher hands them SIGTERM, so rank 0 saves at a step boundary.
-    data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
-    out = tmp_path / "out"
-    # Each step waits 2 s, so the signal (sent when step 2 is logged) lands inside epoch 2 even on a busy machine.
-    job = launch(data, out, tmp_path / "logs", env=fault_env(step_delay=2.0))
-    wait_for_log(tmp_path / "logs" / "worker_0.log", f"epoch 2/3 step 2/{STEPS}", job)
-    job.proc.send_signal(signal.SIGTERM)
-    assert job.finish() == 143, job.output[-3000:]
-    assert processes_with(str(out)) == []
-    with open(tmp_path / "logs" / "worker_0.log", encoding="utf-8", errors="replace") as log:
-        assert "[rank 0] stopped by SIGTERM at epoch 2 step" in log.read()
-    newest = list_checkpoints(str(out))[-1]
-    saved_step = load_checkpoint_file(newest)[1]["global_step"]
-    assert STEPS < saved_step < 3 * STEPS, newest
-
-    resumed = launch(data, out, tmp_path / "logs_resumed", "--resume", "auto")
-    assert resumed.finish() == 0, resumed.output[-3000:]
-    with open(tmp_path / "logs_resumed" / "worker_0.log", encoding="utf-8", errors="replace") as log:
-        text = log.read()
-    assert f"[rank 0] resumed {newest}: epoch " in text and f"global step {saved_step}" in text
-    final = load_checkpoint_file(str(out / f"sknet_tiny-3_{STEPS}.ckpt"))[1]
-    assert final["global_step"] == 3 * STEPS
+    assert checkpoints[0] == checkpoint_1 and checkpoints[-2:] == [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt")
+                                                                  for e in (2, 3)]
+    assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints[-2:]] == [2 * STEPS, 3 * STEPS]
