@@ -22,9 +22,6 @@ from tests.helpers import REPO_ROOT
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.infer import TINY_FLAGS, random_network, save_tiny_checkpoint
 
-# Every test here builds or runs the C++ app, or exports a network first.
-pytestmark = pytest.mark.slow
-
 REPO = REPO_ROOT
 APP = os.path.join(REPO, "ascend310_infer", "out", "cpu", "main")
 SCRIPT = os.path.join(REPO, "scripts", "run_infer_310.sh")
