@@ -41,6 +41,7 @@ from src.utils.device import CONV_IMPLS, DEVICE_TARGETS, resolve_conv_impl
 
 RESULT_PREFIX = "BENCHMARK_RESULT "
 PEER = "timm"
+PHASES = ("train", "infer")  # each measured in its own process; --profile takes one
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools", "timm_peer_benchmark.py")
 # (key, label, format)
 METRICS = (
@@ -101,8 +102,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--warmup must be 0 or more, got {args.warmup}")
     if args.peer_python is not None:
         check_peer(args)
-    if args.profile not in (None, "train", "infer"):
-        raise UserError(f"--profile {args.profile!r} is unknown; use train or infer")
+    if args.profile is not None and args.profile not in PHASES:
+        raise UserError(f"--profile {args.profile!r} is unknown; use {' or '.join(PHASES)}")
     if args.profile is not None and (len(impls) != 1 or args.device_target != "CPU" or args.peer_python):
         raise UserError("--profile reads MindSpore's CPU kernel table: give one --conv_impl, --device_target CPU "
                         "and no --peer_python")
@@ -264,7 +265,9 @@ def run_phase(args: argparse.Namespace, conv_impl: str, phase: str) -> dict[str,
 def run_worker(args: argparse.Namespace, conv_impl: str) -> dict[str, float]:
     """Measure `conv_impl`: training and inference each in a fresh interpreter, so that each
     phase's peak memory is its own and one phase running out of memory does not stop the other."""
-    result = {**run_phase(args, conv_impl, "train"), **run_phase(args, conv_impl, "infer")}
+    result = {}
+    for phase in PHASES:
+        result.update(run_phase(args, conv_impl, phase))
     if not result:
         raise RuntimeError(f"the benchmark of conv_impl={conv_impl} failed in every phase (see the warnings above)")
     return result
