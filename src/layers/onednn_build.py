@@ -1,7 +1,8 @@
 """Build the C++ ops of `conv_impl onednn` once, against the oneDNN MindSpore bundles; return the library's path.
 
-The library holds `onednn_conv.cc` (convolutions through oneDNN) and `cpu_max_pool.cc` (the stem's max-pool for
-inference, plain loops).
+The library holds `onednn_conv.cc` (convolutions through oneDNN), `cpu_max_pool.cc` (the stem's max-pool for
+inference, plain loops) and `cpu_selective_kernel.cc` (the SK unit's pooling and selection); the first and
+the last share the thread pool of `cpu_thread_pool.h`.
 
 MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
 exported C symbols but no headers; the headers of that exact release are vendored in
@@ -21,7 +22,8 @@ import tempfile
 from src.utils.errors import UserError
 
 SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-                for name in ("onednn_conv.cc", "cpu_max_pool.cc"))
+                for name in ("onednn_conv.cc", "cpu_max_pool.cc", "cpu_selective_kernel.cc"))
+LOCAL_HEADERS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_thread_pool.h"),)
 HEADERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "third_party", "onednn", "include")
 ONEDNN_VERSION = (3, 10)  # the vendored headers' ABI
@@ -77,11 +79,12 @@ def cache_dir() -> str:
 
 
 def build_key(compiler_version: str, libdnnl: str) -> str:
-    """sha256 of the sources, the vendored headers, MindSpore's version, the compiler and the libdnnl path."""
+    """sha256 of the sources, our and the vendored headers, MindSpore's version, the compiler and the libdnnl path."""
     import mindspore
 
     digest = hashlib.sha256()
-    files = [*SOURCES, *sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)]
+    vendored = sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)
+    files = [*SOURCES, *LOCAL_HEADERS, *vendored]
     for part in files:
         with open(part, "rb") as file:
             digest.update(os.path.relpath(part, HEADERS).encode() + b"\0" + file.read() + b"\0")
@@ -107,7 +110,8 @@ def onednn_library() -> str:
         raise UserError(f"conv_impl onednn cannot write its build cache {directory} ({err.strerror}); set "
                         f"SKNET_ONEDNN_CACHE to a writable directory {FALLBACK}") from err
     lib_dir = os.path.dirname(libdnnl)
-    command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", "-I", HEADERS, *SOURCES, "-o", temporary,
+    includes = ["-I", HEADERS, *(flag for header in LOCAL_HEADERS for flag in ("-I", os.path.dirname(header)))]
+    command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", *includes, *SOURCES, "-o", temporary,
                "-L", lib_dir, "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-pthread"]
     log = f"{stem}.{os.getpid()}.log"  # per process: ranks that build at once each keep their own output
     with open(log, "w", encoding="utf-8") as out:

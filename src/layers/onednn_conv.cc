@@ -14,18 +14,15 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_threadpool.hpp>
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <tuple>
-#include <vector>
+
+#include "cpu_thread_pool.h"
 
 using namespace dnnl;
 using tag = memory::format_tag;
@@ -33,96 +30,6 @@ using dt = memory::data_type;
 
 namespace {
 
-// A synchronous threadpool for oneDNN: the calling thread plus (threads - 1) workers take task
-// indices from the job's atomic counter. Each job owns its counters (shared_ptr), so a worker that
-// wakes late for a finished job finds no index left and never touches the job's function.
-class Pool : public threadpool_interop::threadpool_iface {
-public:
-    explicit Pool(int threads) : threads_(threads) {
-        for (int i = 1; i < threads_; ++i) workers_.emplace_back([this] { worker(); });
-    }
-    ~Pool() override {
-        {
-            std::lock_guard<std::mutex> l(m_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        for (auto &t : workers_) t.join();
-    }
-    int get_num_threads() const override { return threads_; }
-    bool get_in_parallel() const override { return in_parallel_; }
-    uint64_t get_flags() const override { return 0; }
-    void parallel_for(int n, const std::function<void(int, int)> &fn) override {
-        if (n <= 0) return;
-        if (n == 1 || threads_ == 1 || in_parallel_) {
-            for (int i = 0; i < n; ++i) fn(i, n);
-            return;
-        }
-        auto job = std::make_shared<Job>();
-        job->fn = &fn;
-        job->n = n;
-        {
-            std::lock_guard<std::mutex> l(m_);
-            job_ = job;
-            ++generation_;
-        }
-        cv_.notify_all();
-        run_tasks(*job);
-        // Tasks are short: spin briefly before blocking.
-        for (int spin = 0; job->done.load(std::memory_order_acquire) < n && spin < 20000; ++spin) {
-        }
-        if (job->done.load(std::memory_order_acquire) < n) {
-            std::unique_lock<std::mutex> l(m_);
-            done_cv_.wait(l, [&] { return job->done.load() >= n; });
-        }
-        std::lock_guard<std::mutex> l(m_);
-        if (job_ == job) job_.reset();
-    }
-
-private:
-    struct Job {
-        const std::function<void(int, int)> *fn = nullptr;
-        int n = 0;
-        std::atomic<int> next{0}, done{0};
-    };
-    void run_tasks(Job &job) {
-        bool was = in_parallel_;
-        in_parallel_ = true;
-        for (;;) {
-            int i = job.next.fetch_add(1);
-            if (i >= job.n) break;
-            (*job.fn)(i, job.n);
-            if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == job.n) {
-                std::lock_guard<std::mutex> l(m_);
-                done_cv_.notify_all();
-            }
-        }
-        in_parallel_ = was;
-    }
-    void worker() {
-        uint64_t seen = 0;
-        for (;;) {
-            std::shared_ptr<Job> job;
-            {
-                std::unique_lock<std::mutex> l(m_);
-                cv_.wait(l, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
-                if (stop_) return;
-                seen = generation_;
-                job = job_;
-            }
-            run_tasks(*job);
-        }
-    }
-    int threads_;
-    std::vector<std::thread> workers_;
-    std::mutex m_;
-    std::condition_variable cv_, done_cv_;
-    std::shared_ptr<Job> job_;
-    uint64_t generation_ = 0;
-    bool stop_ = false;
-    static thread_local bool in_parallel_;
-};
-thread_local bool Pool::in_parallel_ = false;
 
 struct Geometry {
     memory::dim N, C, H, W, O, Ho, Wo, k, groups, stride, dilation;
@@ -157,9 +64,7 @@ struct Cached {
 
 struct Context {
     engine eng{engine::kind::cpu, 0};
-    std::map<int, std::unique_ptr<Pool>> pools;  // by thread count
-    std::map<std::pair<int, Geometry>, std::unique_ptr<Cached>> cache;
-    std::mutex mu;  // one call at a time: the pool runs one job at a time
+    std::map<std::pair<int, Geometry>, std::unique_ptr<Cached>> cache;  // guarded by sknet::pools().mu
 };
 
 Context &context() {
@@ -259,7 +164,7 @@ memory bind_input(Context &c, stream &s, const Port &port, void *ptr) {
     return internal;
 }
 
-void execute(Context &c, Pool &pool, Cached &p, void *a_ptr, void *b_ptr, void *out_ptr) {
+void execute(Context &c, sknet::Pool &pool, Cached &p, void *a_ptr, void *b_ptr, void *out_ptr) {
     stream s = threadpool_interop::make_stream(c.eng, &pool);
     memory a = bind_input(c, s, p.a, a_ptr), b = bind_input(c, s, p.b, b_ptr);
     memory out_user(p.out.plain, c.eng, out_ptr);
@@ -301,12 +206,10 @@ int run(Kind kind, int nparam, void **params, const int64_t *x, const int64_t *w
     }
     try {
         Context &c = context();
-        std::lock_guard<std::mutex> l(c.mu);
+        std::lock_guard<std::mutex> l(sknet::pools().mu);
         int threads = int(geometry[2] < 1 ? 1 : geometry[2]);
-        auto &pool = c.pools[threads];
-        if (!pool) pool = std::make_unique<Pool>(threads);
         dnnl_threadpool_interop_set_max_concurrency(threads);
-        execute(c, *pool, cached(c, kind, g), params[0], params[1], params[nparam - 1]);
+        execute(c, sknet::pools().get(threads), cached(c, kind, g), params[0], params[1], params[nparam - 1]);
         return 0;
     } catch (const dnnl::error &e) {
         std::fprintf(stderr, "onednn_conv: oneDNN error %d: %s\n", int(e.status), e.what());

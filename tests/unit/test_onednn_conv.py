@@ -93,15 +93,16 @@ def test_the_second_load_reuses_the_build(fresh_cache):
     assert os.listdir(fresh_cache) == [os.path.basename(path)]  # no temporary file or log is left behind
 
 
-@pytest.mark.parametrize("index", range(len(onednn_build.SOURCES)))
-def test_a_changed_source_builds_a_separate_library(fresh_cache, tmp_path, monkeypatch, index):
+@pytest.mark.parametrize("group, index", [*(("SOURCES", i) for i in range(len(onednn_build.SOURCES))),
+                                          *(("LOCAL_HEADERS", i) for i in range(len(onednn_build.LOCAL_HEADERS)))])
+def test_a_changed_source_builds_a_separate_library(fresh_cache, tmp_path, monkeypatch, group, index):
     first = onednn_build.onednn_library()
-    sources = list(onednn_build.SOURCES)
+    sources = list(getattr(onednn_build, group))
     changed = tmp_path / os.path.basename(sources[index])
     with open(sources[index], encoding="utf-8") as source:
         changed.write_text(source.read() + "\n// changed\n", encoding="utf-8")
     sources[index] = str(changed)
-    monkeypatch.setattr(onednn_build, "SOURCES", tuple(sources))
+    monkeypatch.setattr(onednn_build, group, tuple(sources))
     onednn_build.onednn_library.cache_clear()
     second = onednn_build.onednn_library()
     assert second != first and os.path.isfile(first) and os.path.isfile(second)
