@@ -32,6 +32,8 @@ METRICS_TESTS = ("tests/unit/test_metrics.py",)
 LAUNCHER_TESTS = ("tests/e2e/test_launchers.py", "-k", "failing_job or foreground")
 TRAIN_RUN_TESTS = ("tests/e2e/test_train_eval.py", "-k", "writes_checkpoints")
 SUNK_TESTS = ("tests/unit/test_sunk_steps.py",)
+SK_OPS = "src/layers/cpu_selective_kernel.cc"
+SK_OPS_TESTS = ("tests/unit/test_cpu_selective_kernel.py",)
 
 BUGS = [
     # --- the nine of issue 17 ---
@@ -152,7 +154,7 @@ BUGS = [
         "d.dilates = {g.dilation - 1, g.dilation - 1};", "d.dilates = {0, 0};",
         ("tests/unit/test_onednn_conv.py", "-k", "matches_native")),
     Bug("the onednn build key ignores the max-pool source, so a changed .cc reuses a stale library",
-        "src/layers/onednn_build.py", "files = [*SOURCES, *sorted(", "files = [*SOURCES[:1], *sorted(",
+        "src/layers/onednn_build.py", "files = [*SOURCES, *LOCAL_HEADERS,", "files = [*SOURCES[:1], *LOCAL_HEADERS,",
         ("tests/unit/test_onednn_conv.py", "-k", "changed_source")),
     Bug("the inference max-pool lets padding win over negative values", "src/layers/cpu_max_pool.cc",
         "float best = -std::numeric_limits<float>::infinity();", "float best = 0;",
@@ -168,4 +170,19 @@ BUGS = [
     Bug("conv_impl onednn is accepted on GPU and Ascend", "src/utils/device.py",
         'if conv_impl in CPU_CONV_IMPLS and device_target != "CPU":', 'if conv_impl == "fast" and device_target != "CPU":',
         ("tests/unit/test_onednn_conv.py", "-k", "cpu_only")),
+    # --- issue 14, round 3: the SK unit's C++ pooling and selection ---
+    Bug("the onednn build key ignores the thread-pool header", "src/layers/onednn_build.py",
+        "files = [*SOURCES, *LOCAL_HEADERS, *vendored]", "files = [*SOURCES, *vendored]",
+        ("tests/unit/test_onednn_conv.py", "-k", "changed_source")),
+    Bug("the SK selection's gradient gives the second path the whole upstream gradient", SK_OPS,
+        "gz[i] = g[i] - scaled;", "gz[i] = g[i];", SK_OPS_TESTS),
+    Bug("the SK selection's weight gradient forgets the second path", SK_OPS,
+        "sum += double(g[i]) * (double(x[i]) - double(z[i]));", "sum += double(g[i]) * double(x[i]);", SK_OPS_TESTS),
+    Bug("the SK pooling's gradient is not divided by the map's size", SK_OPS,
+        "const float value = float(double(ds[p]) / double(hw));", "const float value = ds[p];", SK_OPS_TESTS),
+    Bug("the SK ops' threads split the planes with a gap", SK_OPS,
+        "fn(planes * task / n, planes * (task + 1) / n);", "fn(planes * task / n, planes * (task + 1) / n - 1);",
+        SK_OPS_TESTS),
+    Bug("the onednn unit pools and selects with the two-path ops whatever its paths", "src/layers/selective_kernel.py",
+        'two_path_ops = conv_impl == "onednn" and paths == 2', 'two_path_ops = conv_impl == "onednn"', SK_OPS_TESTS),
 ]

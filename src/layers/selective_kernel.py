@@ -2,6 +2,7 @@
 from mindspore import nn, ops
 
 from src.layers.conv import ConvBNAct
+from src.layers.cpu_selective_kernel import PooledSum, SelectOfTwo
 from src.layers.fold_batchnorm import batchnorm_or_folded
 from src.utils.device import CPU_CONV_IMPLS
 
@@ -38,7 +39,10 @@ class SelectiveKernelAttention(nn.Cell):
         self.softmax = nn.Softmax(axis=1)
 
     def construct(self, fused):
-        s = fused.mean(axis=(2, 3))  # (B, C): global average pooling of U, Eq. (2)
+        return self.of_pooled(fused.mean(axis=(2, 3)))  # (B, C): global average pooling of U, Eq. (2)
+
+    def of_pooled(self, s):
+        """The weights from s, the global average of U."""
         z = self.act(self.bn(self.fc_reduce(s)))  # Eq. (3)
         logits = self.fc_select(z).reshape(-1, self.paths, self.channels)
         return self.softmax(logits)  # (B, paths, C), Eq. (5)
@@ -64,12 +68,20 @@ class SelectiveKernelConv(nn.Cell):
         self.attention = SelectiveKernelAttention(out_channels, paths,
                                                   attention_width(out_channels, reduction, min_width), fold_bn)
         self.broadcasts_explicitly = conv_impl in CPU_CONV_IMPLS  # see `scale_channels`
+        # With `onednn`, two paths are pooled and selected by C++ ops in its library (cpu_selective_kernel).
+        two_path_ops = conv_impl == "onednn" and paths == 2
+        self.pooled_sum = PooledSum() if two_path_ops else None
+        self.select_of_two = SelectOfTwo() if two_path_ops else None
 
     def construct(self, x):
         # Sums of the path outputs, not a stack reduced over its path axis: the stack copies
         # every output, and its sum over a middle axis was ~8% of a CPU train step (profiled).
         # A tuple, not a list: MindSpore's ONNX exporter has no operator for a graph-built list.
         outputs = tuple([path(x) for path in self.paths])
+        if self.pooled_sum is not None:
+            weights = self.attention.of_pooled(self.pooled_sum(outputs[0], outputs[1]))  # (B, 2, C)
+            first = ops.split(weights, 1, 1)[0].reshape(weights.shape[0], -1)
+            return self.select_of_two(outputs[0], outputs[1], first)
         fused = outputs[0]
         for output in outputs[1:]:
             fused = fused + output

@@ -16,28 +16,30 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
     assert error <= TOLERANCE * scale, f"{what}: max error {error:.3g} > {TOLERANCE} x {scale:.3g}"
 
 
-class ConvWithGradients(nn.Cell):
-    """One graph: the conv's output and the gradients of sum(output * upstream) w.r.t. input and weight."""
+class OutputAndGradients(nn.Cell):
+    """One graph: a cell's output and the gradients of sum(output * upstream) w.r.t. its input and every
+    trainable parameter (a tuple, in `trainable_params()` order)."""
 
-    def __init__(self, conv: Conv2d):
+    def __init__(self, cell: nn.Cell):
         super().__init__()
-        self.conv = conv
+        self.cell = cell
         self.grad = ops.GradOperation(get_all=True, get_by_list=True)
-        self.weights = ms.ParameterTuple(conv.trainable_params())
+        self.weights = ms.ParameterTuple(cell.trainable_params())
 
     def weighted_sum(self, x, upstream):
-        return (self.conv(x) * upstream).sum()
+        return (self.cell(x) * upstream).sum()
 
     def construct(self, x, upstream):
         input_grads, weight_grads = self.grad(self.weighted_sum, self.weights)(x, upstream)
-        return self.conv(x), input_grads[0], weight_grads[0]
+        return self.cell(x), input_grads[0], weight_grads
 
 
 def conv_results(shape, conv_impl: str, weight: np.ndarray, x: np.ndarray, upstream: np.ndarray):
     in_channels, out_channels, kernel, stride, dilation, groups = shape
     conv = Conv2d(in_channels, out_channels, kernel, stride, dilation, groups, conv_impl=conv_impl)
     conv.weight.set_data(ms.Tensor(weight))
-    return [t.asnumpy() for t in ConvWithGradients(conv)(ms.Tensor(x), ms.Tensor(upstream))]
+    output, input_grad, weight_grads = OutputAndGradients(conv)(ms.Tensor(x), ms.Tensor(upstream))
+    return [output.asnumpy(), input_grad.asnumpy(), weight_grads[0].asnumpy()]
 
 
 def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance: float | None = None):

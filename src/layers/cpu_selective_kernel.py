@@ -1,0 +1,63 @@
+"""The two-path SK unit's pooling and selection, and their gradients, by C++ ops (`cpu_selective_kernel.cc`).
+
+MindSpore computes `mean(a + b)` and `a * w0 + b * w1` with their gradients as ~17 CPU kernels over the full
+maps per unit (Add, ReduceMean, BroadcastTo, Mul, ReduceSum, Tile, AddN): at 224x224 and batch 32 that was
+~3 s of a ~25 s training step (docs/performance.md). Each op here is one pass over the maps. The selection
+uses that the softmax weights of two paths sum to 1: a * w0 + b * (1 - w0) = b + (a - b) * w0.
+It lives in the library that `conv_impl onednn` builds (src.layers.onednn_build), so it is used with that
+conv_impl only; other conv_impls and devices keep MindSpore's own ops.
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.layers.onednn_build import onednn_library
+from src.layers.onednn_conv import onednn_threads
+
+
+def _planes(a, *_):
+    return (a[0], a[1])
+
+
+def _same_as_first(a, *_):
+    return a
+
+
+class PooledSum(nn.Cell):
+    """(a, b) -> mean over H, W of a + b, shape (N, C): the Fuse step's global average (Eq. 1-2)."""
+
+    def __init__(self):
+        super().__init__()
+        library = onednn_library()
+        self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+        self.forward = ops.Custom(f"{library}:sk_pool_forward", out_shape=_planes, out_dtype=_same_as_first,
+                                  func_type="aot")
+        self.backward = ops.Custom(f"{library}:sk_pool_backward", out_shape=lambda ds, a, threads: a,
+                                   out_dtype=_same_as_first, func_type="aot")
+
+    def construct(self, a, b):
+        return self.forward(a, b, self.threads)
+
+    def bprop(self, a, b, out, dout):
+        spread = self.backward(dout, a, self.threads)  # the same gradient reaches both paths
+        return spread, spread
+
+
+class SelectOfTwo(nn.Cell):
+    """(a, b, w) -> b + (a - b) * w with w (N, C) the first path's softmax weight: the Select step (Eq. 6)."""
+
+    def __init__(self):
+        super().__init__()
+        library = onednn_library()
+        self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+        self.forward = ops.Custom(f"{library}:sk_select_forward", out_shape=_same_as_first,
+                                  out_dtype=_same_as_first, func_type="aot")
+        self.backward = ops.Custom(f"{library}:sk_select_backward",
+                                   out_shape=lambda dy, a, b, w, threads: (a, a, w),
+                                   out_dtype=lambda dy, a, b, w, threads: (dy, dy, dy), func_type="aot")
+
+    def construct(self, a, b, w):
+        return self.forward(a, b, w, self.threads)
+
+    def bprop(self, a, b, w, out, dout):
+        return self.backward(dout, a, b, w, self.threads)
