@@ -1,7 +1,7 @@
 // The thread pool of the library that src/layers/onednn_build.py builds: oneDNN's convolutions
 // (onednn_conv.cc) and the SK unit's ops (cpu_selective_kernel.cc) run their parallel loops on it.
-// One pool per thread count, shared by every op, and one job at a time: a caller holds `lock()` while
-// it runs jobs (MindSpore may launch two CPU kernels at once).
+// One pool per thread count, shared by every op, and one job at a time: a caller holds `pools().mu`
+// while it runs jobs (MindSpore may launch two CPU kernels at once).
 #pragma once
 
 #include <oneapi/dnnl/dnnl_threadpool_iface.hpp>
@@ -18,9 +18,10 @@
 
 namespace sknet {
 
-// A synchronous threadpool for oneDNN: the calling thread plus (threads - 1) workers take task
-// indices from the job's atomic counter. Each job owns its counters (shared_ptr), so a worker that
-// wakes late for a finished job finds no index left and never touches the job's function.
+// A synchronous threadpool (oneDNN's interface; the SK ops call its parallel_for too): the calling
+// thread plus (threads - 1) workers take task indices from the job's atomic counter. Each job owns
+// its counters (shared_ptr), so a worker that wakes late for a finished job finds no index left and
+// never touches the job's function.
 class Pool : public dnnl::threadpool_interop::threadpool_iface {
 public:
     explicit Pool(int threads) : threads_(threads) {
@@ -113,8 +114,9 @@ struct Pools {
     std::mutex mu;
     std::map<int, std::unique_ptr<Pool>> by_threads;
     Pool &get(int threads) {  // call with `mu` held
-        auto &pool = by_threads[threads < 1 ? 1 : threads];
-        if (!pool) pool = std::make_unique<Pool>(threads < 1 ? 1 : threads);
+        if (threads < 1) threads = 1;
+        auto &pool = by_threads[threads];
+        if (!pool) pool = std::make_unique<Pool>(threads);
         return *pool;
     }
 };
