@@ -126,11 +126,12 @@ int sk_select_forward(int nparam, void **params, int *ndims, int64_t **shapes, c
 int sk_select_backward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
                        void *) {
     const char *op = "sk_select_backward";
-    if (nparam != 8 || !float_planes(op, 3, shapes[0], ndims, shapes, dtypes) ||
-        !thread_count(op, 4, ndims, shapes, dtypes) || !float_planes(op, 7, shapes[0], ndims, shapes, dtypes))
-        return 1;
-    for (int i : {0, 1, 2, 5, 6})
-        if (!float_map(op, i, 0, ndims, shapes, dtypes))
+    if (nparam != 8) return 1;
+    for (int i : {0, 1, 2, 5, 6}) {  // the maps first: float_planes reads the first map's N and C
+        if (!float_map(op, i, 0, ndims, shapes, dtypes)) return 1;
+    }
+    if (!float_planes(op, 3, shapes[0], ndims, shapes, dtypes) || !thread_count(op, 4, ndims, shapes, dtypes) ||
+        !float_planes(op, 7, shapes[0], ndims, shapes, dtypes))
         return 1;
     const float *dy = static_cast<const float *>(params[0]), *a = static_cast<const float *>(params[1]);
     const float *b = static_cast<const float *>(params[2]), *w = static_cast<const float *>(params[3]);
