@@ -34,6 +34,8 @@ TRAIN_RUN_TESTS = ("tests/e2e/test_train_eval.py", "-k", "writes_checkpoints")
 SUNK_TESTS = ("tests/unit/test_sunk_steps.py",)
 SK_OPS = "src/layers/cpu_selective_kernel.cc"
 SK_OPS_TESTS = ("tests/unit/test_cpu_selective_kernel.py",)
+ONEDNN_CONV = "src/layers/onednn_conv.py"
+ONEDNN_TRAIN_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "copies_no_weights")
 
 BUGS = [
     # --- the nine of issue 17 ---
@@ -174,6 +176,13 @@ BUGS = [
     Bug("the onednn build key ignores the thread-pool header", "src/layers/onednn_build.py",
         "files = [*SOURCES, *LOCAL_HEADERS, *vendored]", "files = [*SOURCES, *vendored]",
         ("tests/unit/test_onednn_conv.py", "-k", "changed_source")),
+    Bug("the oneDNN conv's gradient is a Cell bprop again (every weight copied at every step)", ONEDNN_CONV,
+        "        return self.forward(x, weight, self.geometry)\n",
+        "        return self.forward(x, weight, self.geometry)\n\n    def bprop(self, x, weight, out, dout):\n"
+        "        return self._gradients(x, weight, self.geometry, out, dout)[:2]\n", ONEDNN_TRAIN_TESTS),
+    Bug("the oneDNN convs of different shapes share one gradient", ONEDNN_CONV,
+        'op.add_prim_attr("sknet_shape_key", key)', 'op.add_prim_attr("sknet_shape_key", "")',
+        ("tests/unit/test_conv_impl.py", "-k", "whole_network and onednn")),
     Bug("the SK selection's gradient gives the second path the whole upstream gradient", SK_OPS,
         "gz[i] = g[i] - scaled;", "gz[i] = g[i];", SK_OPS_TESTS),
     Bug("the SK selection's weight gradient forgets the second path", SK_OPS,

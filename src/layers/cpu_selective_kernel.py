@@ -30,17 +30,18 @@ class PooledSum(nn.Cell):
         super().__init__()
         library = onednn_library()
         self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
-        self.forward = ops.Custom(f"{library}:sk_pool_forward", out_shape=_planes, out_dtype=_same_as_first,
-                                  func_type="aot")
         self.backward = ops.Custom(f"{library}:sk_pool_backward", out_shape=lambda ds, a, threads: a,
                                    out_dtype=_same_as_first, func_type="aot")
+        # The gradient is the op's, not a Cell bprop, for the reason in onednn_conv.name_apart.
+        self.forward = ops.Custom(f"{library}:sk_pool_forward", out_shape=_planes, out_dtype=_same_as_first,
+                                  func_type="aot", bprop=self._gradients)
 
     def construct(self, a, b):
         return self.forward(a, b, self.threads)
 
-    def bprop(self, a, b, out, dout):
-        spread = self.backward(dout, a, self.threads)  # the same gradient reaches both paths
-        return spread, spread
+    def _gradients(self, a, b, threads, out, dout):
+        spread = self.backward(dout, a, threads)  # the same gradient reaches both paths
+        return spread, spread, ops.zeros_like(threads)
 
 
 class SelectOfTwo(nn.Cell):
@@ -50,14 +51,15 @@ class SelectOfTwo(nn.Cell):
         super().__init__()
         library = onednn_library()
         self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
-        self.forward = ops.Custom(f"{library}:sk_select_forward", out_shape=_same_as_first,
-                                  out_dtype=_same_as_first, func_type="aot")
         self.backward = ops.Custom(f"{library}:sk_select_backward",
                                    out_shape=lambda dy, a, b, w, threads: (a, a, w),
                                    out_dtype=lambda dy, a, b, w, threads: (dy, dy, dy), func_type="aot")
+        self.forward = ops.Custom(f"{library}:sk_select_forward", out_shape=_same_as_first,
+                                  out_dtype=_same_as_first, func_type="aot", bprop=self._gradients)
 
     def construct(self, a, b, w):
         return self.forward(a, b, w, self.threads)
 
-    def bprop(self, a, b, w, out, dout):
-        return self.backward(dout, a, b, w, self.threads)
+    def _gradients(self, a, b, w, threads, out, dout):
+        da, db, dw = self.backward(dout, a, b, w, threads)
+        return da, db, dw, ops.zeros_like(threads)

@@ -3,8 +3,8 @@
 MindSpore's own CPU convolution runs oneDNN in plain NCHW layout, which is slow for grouped and dilated
 3x3 convs (docs/performance.md). `OneDnnConv` calls the same library through three MindSpore aot custom
 ops (`onednn_conv.cc`, built once by `src.layers.onednn_build`) that let oneDNN choose its blocked or
-NHWC layouts and reorder inside the call, as PyTorch does. Its `bprop` calls the backward-data and
-backward-weights ops, so the gradients never go through MindSpore's NCHW kernels either.
+NHWC layouts and reorder inside the call, as PyTorch does. The forward op's bprop calls the backward-data
+and backward-weights ops, so the gradients never go through MindSpore's NCHW kernels either.
 """
 import os
 
@@ -33,7 +33,7 @@ def _float32_only(*dtypes):
 
 
 class OneDnnConv(nn.Cell):
-    """conv2d(x, weight) with padding dilation*(k-1)//2, computed by oneDNN, with a bprop.
+    """conv2d(x, weight) with padding dilation*(k-1)//2, computed by oneDNN, with its gradients.
 
     Args:
         kernel_size, stride, dilation, groups: of the convolution (the weight is (out, in / groups, k, k)).
@@ -51,8 +51,6 @@ class OneDnnConv(nn.Cell):
             return (x[0], weight[0], output_size(x[2], kernel_size, stride, padding, dilation),
                     output_size(x[3], kernel_size, stride, padding, dilation))
 
-        self.forward = ops.Custom(f"{library}:onednn_conv_forward", out_shape=forward_shape,
-                                  out_dtype=_float32_only, func_type="aot")
         self.backward_data = ops.Custom(f"{library}:onednn_conv_backward_data",
                                         out_shape=lambda dout, weight, geometry, x: x,
                                         out_dtype=_float32_only, func_type="aot")
@@ -60,11 +58,27 @@ class OneDnnConv(nn.Cell):
                                            out_shape=lambda dout, x, geometry: (dout[1], x[1] // groups,
                                                                                 kernel_size, kernel_size),
                                            out_dtype=_float32_only, func_type="aot")
+        self.forward = ops.Custom(f"{library}:onednn_conv_forward", out_shape=forward_shape,
+                                  out_dtype=_float32_only, func_type="aot", bprop=self._gradients)
+        name_apart(f"k{kernel_size}s{stride}d{dilation}g{groups}",
+                   self.forward, self.backward_data, self.backward_weights)
 
     def construct(self, x, weight):
         return self.forward(x, weight, self.geometry)
 
-    def bprop(self, x, weight, out, dout):
-        dx = self.backward_data(dout, weight, self.geometry, x)
-        dweight = self.backward_weights(dout, x, self.geometry)
-        return dx, dweight
+    def _gradients(self, x, weight, geometry, out, dout):
+        dx = self.backward_data(dout, weight, geometry, x)
+        dweight = self.backward_weights(dout, x, geometry)
+        return dx, dweight, ops.zeros_like(geometry)
+
+
+def name_apart(key: str, *custom_ops) -> None:
+    """Give custom ops an attribute `key` that tells their shapes apart.
+
+    Gradients are given to the ops (`ops.Custom(..., bprop=)`), not as a Cell's `bprop`: a Cell's bprop makes
+    MindSpore load every parameter a second time for the optimizer and copy both loads (`TensorMove`) at every
+    step (~200 copies per SKNet-50 step; training 1.07x faster without them, 32x32, paired). MindSpore keeps
+    one bprop per primitive name and attributes, so ops whose shapes differ must differ in an attribute.
+    """
+    for op in custom_ops:
+        op.add_prim_attr("sknet_shape_key", key)

@@ -13,11 +13,15 @@ import types
 import numpy as np
 import mindspore as ms
 import pytest
+from mindspore import nn
 
 import export
 from src.layers import onednn_build
 from src.layers.conv import Conv2d
 from src.layers.onednn_conv import OneDnnConv
+from src.sknet50 import create_model
+from src.training.build import split_weight_decay
+from src.training.loss import CrossEntropySmooth
 from src.utils.device import resolve_conv_impl
 from src.utils.errors import UserError
 from tests.helpers.cifar_data import write_cifar_layout
@@ -138,6 +142,28 @@ def test_a_mindspore_without_libdnnl_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(ms, "__file__", str(tmp_path / "mindspore" / "__init__.py"))
     with pytest.raises(UserError, match=f"MindSpore {ms.__version__} has no .*libdnnl.so.3.*--conv_impl fast"):
         onednn_build.mindspore_libdnnl()
+
+
+def test_the_training_graph_copies_no_weights(tmp_path):
+    """The custom ops carry their gradients (onednn_conv.name_apart): with a Cell bprop instead, MindSpore loads
+    each weight again for the weight decay and copies both loads (`TensorMove`) every step."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_seed(0)
+    net = create_model("sknet_tiny", 10, stem_type="imagenet", conv_impl="onednn")
+    optimizer = nn.Momentum(split_weight_decay(net.trainable_params(), 1e-4), 0.01, 0.9)
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, CrossEntropySmooth(0.1, 10)), optimizer)
+    step.set_train(True)
+    images = ms.Tensor(np.zeros((2, 3, 32, 32), np.float32))
+    ms.set_context(save_graphs=True, save_graphs_path=str(tmp_path))
+    try:
+        step.compile(images, ms.Tensor(np.zeros(2, np.int32)))
+    finally:
+        ms.set_context(save_graphs=False)
+    final = max((os.path.join(root, name) for root, _, names in os.walk(tmp_path) for name in names
+                 if name.startswith("graph_build_")), key=os.path.getmtime)
+    with open(final, encoding="utf-8") as graph:
+        copies = graph.read().count("= TensorMove(")
+    assert copies == 0, f"the training graph copies weights {copies} times per step"
 
 
 @pytest.mark.slow
