@@ -54,7 +54,7 @@ class Stem(nn.Cell):
         imagenet = stem_type == "imagenet"
         self.conv = Conv2d(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1,
                            conv_impl=conv_impl)
-        self.bn = batchnorm_or_folded(out_channels, fold_bn)
+        self.bn = batchnorm_or_folded(out_channels, fold_bn, conv_impl=conv_impl)
         self.relu = nn.ReLU()
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1) if imagenet else None
         # the same pool for inference, 3.5x faster on the CPU (src.layers.cpu_max_pool); training keeps `pool`

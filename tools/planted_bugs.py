@@ -35,6 +35,8 @@ SUNK_TESTS = ("tests/unit/test_sunk_steps.py",)
 SK_OPS = "src/layers/cpu_selective_kernel.cc"
 SK_OPS_TESTS = ("tests/unit/test_cpu_selective_kernel.py",)
 ONEDNN_CONV = "src/layers/onednn_conv.py"
+BATCHNORM = "src/layers/cpu_batchnorm.cc"
+BATCHNORM_TESTS = ("tests/unit/test_cpu_batchnorm.py",)
 ONEDNN_TRAIN_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "copies_no_weights")
 
 BUGS = [
@@ -192,6 +194,15 @@ BUGS = [
     Bug("the SK ops' threads split the planes with a gap", SK_OPS,
         "fn(planes * task / n, planes * (task + 1) / n);", "fn(planes * task / n, planes * (task + 1) / n - 1);",
         SK_OPS_TESTS),
+    Bug("the BatchNorm op's threads split the channels with a gap", BATCHNORM,
+        "fn(channels * task / n, channels * (task + 1) / n);",
+        "fn(channels * task / n, channels * (task + 1) / n - 1);", BATCHNORM_TESTS),
+    Bug("the BatchNorm op's moving variance takes the biased batch variance", BATCHNORM,
+        "float(variance[c] * count / (count - 1))", "variance[c]", BATCHNORM_TESTS),
+    Bug("the BatchNorm op's gamma gradient forgets to centre x", BATCHNORM,
+        "b += g[i] * (p[i] - m);", "b += g[i] * p[i];", BATCHNORM_TESTS),
+    Bug("onednn networks keep MindSpore's BatchNorm", "src/layers/fold_batchnorm.py",
+        'if conv_impl == "onednn":', 'if conv_impl == "none":', BATCHNORM_TESTS),
     Bug("the onednn unit pools and selects with the two-path ops whatever its paths", "src/layers/selective_kernel.py",
         'two_path_ops = conv_impl == "onednn" and paths == 2', 'two_path_ops = conv_impl == "onednn"', SK_OPS_TESTS),
 ]

@@ -101,7 +101,8 @@ class ConvBNAct(nn.Cell):
         super().__init__()
         self.bn_folds_into = "conv"  # the layer whose weight `fold_batchnorm` scales
         self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, dilation, groups, conv_impl)
-        self.bn = batchnorm_or_folded(out_channels, fold_bn, gamma_init="zeros" if zero_init_bn else "ones")
+        self.bn = batchnorm_or_folded(out_channels, fold_bn, gamma_init="zeros" if zero_init_bn else "ones",
+                                      conv_impl=conv_impl)
         self.act = nn.ReLU() if act else None
 
     def construct(self, x):

@@ -1,8 +1,8 @@
 """Build the C++ ops of `conv_impl onednn` once, against the oneDNN MindSpore bundles; return the library's path.
 
 The library holds `onednn_conv.cc` (convolutions through oneDNN), `cpu_max_pool.cc` (the stem's max-pool for
-inference, plain loops) and `cpu_selective_kernel.cc` (the SK unit's pooling and selection); the first and
-the last share the thread pool of `cpu_thread_pool.h`.
+inference, plain loops), `cpu_selective_kernel.cc` (the SK unit's pooling and selection) and `cpu_batchnorm.cc`
+(BatchNorm's training pass); the first and the third share the thread pool of `cpu_thread_pool.h`.
 
 MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
 exported C symbols but no headers; the headers of that exact release are vendored in
@@ -22,7 +22,9 @@ import tempfile
 from src.utils.errors import UserError
 
 SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-                for name in ("onednn_conv.cc", "cpu_max_pool.cc", "cpu_selective_kernel.cc"))
+                for name in ("onednn_conv.cc", "cpu_max_pool.cc", "cpu_selective_kernel.cc", "cpu_batchnorm.cc"))
+# -fopenmp-simd: the `omp simd` reductions of cpu_batchnorm.cc vectorise (no OpenMP runtime is linked).
+FLAGS = ("-std=c++17", "-O2", "-fopenmp-simd", "-fPIC", "-shared")
 LOCAL_HEADERS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_thread_pool.h"),)
 HEADERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "third_party", "onednn", "include")
@@ -79,7 +81,8 @@ def cache_dir() -> str:
 
 
 def build_key(compiler_version: str, libdnnl: str) -> str:
-    """sha256 of the sources, our and the vendored headers, MindSpore's version, the compiler and the libdnnl path."""
+    """sha256 of the sources, our and the vendored headers, MindSpore's version, the compiler, its flags and the
+    libdnnl path."""
     import mindspore
 
     digest = hashlib.sha256()
@@ -88,7 +91,7 @@ def build_key(compiler_version: str, libdnnl: str) -> str:
     for part in files:
         with open(part, "rb") as file:
             digest.update(os.path.relpath(part, HEADERS).encode() + b"\0" + file.read() + b"\0")
-    for text in (mindspore.__version__, compiler_version, libdnnl):
+    for text in (mindspore.__version__, compiler_version, " ".join(FLAGS), libdnnl):
         digest.update(text.encode() + b"\0")
     return digest.hexdigest()[:20]
 
@@ -111,7 +114,7 @@ def onednn_library() -> str:
                         f"SKNET_ONEDNN_CACHE to a writable directory {FALLBACK}") from err
     lib_dir = os.path.dirname(libdnnl)
     includes = ["-I", HEADERS, *(flag for header in LOCAL_HEADERS for flag in ("-I", os.path.dirname(header)))]
-    command = [cxx, "-std=c++17", "-O2", "-fPIC", "-shared", *includes, *SOURCES, "-o", temporary,
+    command = [cxx, *FLAGS, *includes, *SOURCES, "-o", temporary,
                "-L", lib_dir, "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-pthread"]
     log = f"{stem}.{os.getpid()}.log"  # per process: ranks that build at once each keep their own output
     with open(log, "w", encoding="utf-8") as out:
