@@ -36,6 +36,8 @@ SK_OPS = "src/layers/cpu_selective_kernel.cc"
 SK_OPS_TESTS = ("tests/unit/test_cpu_selective_kernel.py",)
 ONEDNN_CONV = "src/layers/onednn_conv.py"
 BATCHNORM = "src/layers/cpu_batchnorm.cc"
+POINTWISE = "src/layers/cpu_pointwise_conv.cc"
+POINTWISE_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "matches_native and 1x1")
 BATCHNORM_TESTS = ("tests/unit/test_cpu_batchnorm.py",)
 ONEDNN_TRAIN_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "copies_no_weights")
 
@@ -194,6 +196,13 @@ BUGS = [
     Bug("the SK ops' threads split the planes with a gap", SK_OPS,
         "fn(planes * task / n, planes * (task + 1) / n);", "fn(planes * task / n, planes * (task + 1) / n - 1);",
         SK_OPS_TESTS),
+    Bug("the 1x1 GEMM op ignores the stride", POINTWISE,
+        "row[(i * s.Wo + j) * s.C] = plane[i * s.stride * s.W + j * s.stride];",
+        "row[(i * s.Wo + j) * s.C] = plane[i * s.W + j];", POINTWISE_TESTS),
+    Bug("the 1x1 GEMM op leaves the skipped pixels' gradient unset", POINTWISE,
+        "if (H != s.Ho || W != s.Wo) std::memset", "if (false) std::memset", POINTWISE_TESTS),
+    Bug("the 1x1 GEMM op takes 2x2 images as rows without gathering them", POINTWISE,
+        "if (s.H * s.W == 1) return x;", "if (s.H * s.W <= 4) return x;", POINTWISE_TESTS),
     Bug("the BatchNorm op's threads split the channels with a gap", BATCHNORM,
         "fn(channels * task / n, channels * (task + 1) / n);",
         "fn(channels * task / n, channels * (task + 1) / n - 1);", BATCHNORM_TESTS),

@@ -78,7 +78,8 @@ int cpu_batchnorm_forward(int nparam, void **params, int *ndims, int64_t **shape
     if (!valid("cpu_batchnorm_forward", nparam, "ICCCCKTICCCC", ndims, shapes, dtypes)) return 1;
     const float *x = static_cast<const float *>(params[0]), *gamma = static_cast<const float *>(params[1]),
                 *beta = static_cast<const float *>(params[2]), *moving_mean = static_cast<const float *>(params[3]),
-                *moving_variance = static_cast<const float *>(params[4]), *constants = static_cast<const float *>(params[5]);
+                *moving_variance = static_cast<const float *>(params[4]),
+                *constants = static_cast<const float *>(params[5]);
     float *y = static_cast<float *>(params[7]), *mean = static_cast<float *>(params[8]),
           *variance = static_cast<float *>(params[9]), *new_mean = static_cast<float *>(params[10]),
           *new_variance = static_cast<float *>(params[11]);

@@ -1,8 +1,9 @@
 """Build the C++ ops of `conv_impl onednn` once, against the oneDNN MindSpore bundles; return the library's path.
 
 The library holds `onednn_conv.cc` (convolutions through oneDNN), `cpu_max_pool.cc` (the stem's max-pool for
-inference, plain loops), `cpu_selective_kernel.cc` (the SK unit's pooling and selection) and `cpu_batchnorm.cc`
-(BatchNorm's training pass); the first and the third share the thread pool of `cpu_thread_pool.h`.
+inference, plain loops), `cpu_selective_kernel.cc` (the SK unit's pooling and selection), `cpu_batchnorm.cc`
+(BatchNorm's training pass) and `cpu_pointwise_conv.cc` (small images' 1x1 convs as one oneDNN GEMM); all but
+the max-pool share the thread pool of `cpu_thread_pool.h`.
 
 MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
 exported C symbols but no headers; the headers of that exact release are vendored in
@@ -22,7 +23,8 @@ import tempfile
 from src.utils.errors import UserError
 
 SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-                for name in ("onednn_conv.cc", "cpu_max_pool.cc", "cpu_selective_kernel.cc", "cpu_batchnorm.cc"))
+                for name in ("onednn_conv.cc", "cpu_max_pool.cc", "cpu_selective_kernel.cc", "cpu_batchnorm.cc",
+                             "cpu_pointwise_conv.cc"))
 # -fopenmp-simd: the `omp simd` reductions of cpu_batchnorm.cc vectorise (no OpenMP runtime is linked).
 FLAGS = ("-std=c++17", "-O2", "-fopenmp-simd", "-fPIC", "-shared")
 LOCAL_HEADERS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_thread_pool.h"),)

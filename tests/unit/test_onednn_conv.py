@@ -18,7 +18,7 @@ from mindspore import nn
 import export
 from src.layers import onednn_build
 from src.layers.conv import Conv2d
-from src.layers.onednn_conv import OneDnnConv
+from src.layers.onednn_conv import OneDnnConv, OneDnnPointwiseConv
 from src.sknet50 import create_model
 from src.training.build import split_weight_decay
 from src.training.loss import CrossEntropySmooth
@@ -43,6 +43,11 @@ CASES = [
     ((3, 64, 7, 2, 1, 1), 16),  # the ImageNet stem
     ((32, 64, 3, 1, 1, 1), 6),  # an ungrouped 3x3 (the deep/CIFAR stems' kind)
     ((3, 32, 3, 2, 1, 1), 9),
+    ((64, 128, 1, 1, 1, 1), 2),  # ungrouped 1x1 convs of fewer than 16 output pixels: OneDnnPointwiseConv
+    ((64, 128, 1, 1, 1, 1), 1),
+    ((48, 32, 1, 1, 1, 1), 3),
+    ((64, 96, 1, 2, 1, 1), 3),  # strided: 3x3 -> 2x2, the skipped pixels' gradient is 0
+    ((32, 64, 1, 2, 1, 1), 2),  # strided to one pixel
 ]
 
 
@@ -51,8 +56,8 @@ def test_onednn_conv_matches_native(shape, size):
     check_matches_native(shape, size, "onednn", weight_gradient_tolerance=WEIGHT_GRADIENT_TOLERANCE)
 
 
-def test_only_ungrouped_pointwise_convs_stay_off_onednn():
-    assert Conv2d(64, 128, 1, 2, conv_impl="onednn").onednn is None  # conv2d_pointwise: faster natively
+def test_ungrouped_pointwise_convs_take_the_gemm_op():
+    assert isinstance(Conv2d(64, 128, 1, 2, conv_impl="onednn").onednn, OneDnnPointwiseConv)
     assert isinstance(Conv2d(64, 128, 1, 1, groups=32, conv_impl="onednn").onednn, OneDnnConv)
     assert isinstance(Conv2d(64, 128, 3, 1, conv_impl="onednn").onednn, OneDnnConv)
 
