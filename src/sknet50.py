@@ -59,9 +59,13 @@ class Stem(nn.Cell):
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1) if imagenet else None
         # the same pool for inference, 3.5x faster on the CPU (src.layers.cpu_max_pool); training keeps `pool`
         self.inference_pool = CpuMaxPool2d(3, 2, 1) if imagenet and conv_impl == "onednn" else None
+        self.epilogue_in_conv = fold_bn and conv_impl == "onednn"  # as in ConvBNAct
 
     def construct(self, x):
-        x = self.relu(self.bn(self.conv(x)))
+        if self.epilogue_in_conv:
+            x = self.conv.with_bias(x, self.bn.bias, True)
+        else:
+            x = self.relu(self.bn(self.conv(x)))
         if self.inference_pool is not None and not self.training:
             return self.inference_pool(x)
         if self.pool is not None:

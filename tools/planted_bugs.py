@@ -37,6 +37,7 @@ SK_OPS_TESTS = ("tests/unit/test_cpu_selective_kernel.py",)
 ONEDNN_CONV = "src/layers/onednn_conv.py"
 BATCHNORM = "src/layers/cpu_batchnorm.cc"
 POINTWISE = "src/layers/cpu_pointwise_conv.cc"
+INFERENCE_ONEDNN_TESTS = ("tests/unit/test_inference_form.py", "-k", "onednn")
 POINTWISE_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "matches_native and 1x1")
 BATCHNORM_TESTS = ("tests/unit/test_cpu_batchnorm.py",)
 ONEDNN_TRAIN_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "copies_no_weights")
@@ -203,6 +204,13 @@ BUGS = [
         "if (H != s.Ho || W != s.Wo) std::memset", "if (false) std::memset", POINTWISE_TESTS),
     Bug("the 1x1 GEMM op takes 2x2 images as rows without gathering them", POINTWISE,
         "if (s.H * s.W == 1) return x;", "if (s.H * s.W <= 4) return x;", POINTWISE_TESTS),
+    Bug("the 1x1 GEMM op's epilogue skips the ReLU", POINTWISE,
+        "row[o] = relu && v < 0 ? 0.f : v;", "row[o] = v;", INFERENCE_ONEDNN_TESTS),
+    Bug("the oneDNN conv's epilogue skips the ReLU", "src/layers/onednn_conv.cc",
+        "    if (relu) {\n        post_ops ops;", "    if (false) {\n        post_ops ops;", INFERENCE_ONEDNN_TESTS),
+    Bug("a folded onednn ConvBNAct always applies the ReLU", "src/layers/conv.py",
+        "return self.conv.with_bias(x, self.bn.bias, self.act is not None)",
+        "return self.conv.with_bias(x, self.bn.bias, True)", INFERENCE_ONEDNN_TESTS),
     Bug("the BatchNorm op's threads split the channels with a gap", BATCHNORM,
         "fn(channels * task / n, channels * (task + 1) / n);",
         "fn(channels * task / n, channels * (task + 1) / n - 1);", BATCHNORM_TESTS),

@@ -74,8 +74,7 @@ class Conv2d(nn.Cell):
 
     def construct(self, x):
         if self.onednn is not None and self.kernel_size == 1 and self.groups == 1:
-            if output_size(x.shape[2], 1, self.stride, 0, 1) * output_size(x.shape[3], 1, self.stride, 0, 1) \
-                    < NATIVE_POINTWISE_MIN_PIXELS:
+            if self._small_pointwise(x.shape):
                 return self.onednn(x, self.weight)
             return conv2d_pointwise(x, self.weight, self.stride)
         if self.onednn is not None:
@@ -93,6 +92,20 @@ class Conv2d(nn.Cell):
         if self.conv_impl == "split" and self.groups > 1:
             return conv2d_split_groups(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
         return ops.conv2d(x, self.weight, None, self.stride, "pad", self.padding, self.dilation, self.groups)
+
+    def with_bias(self, x, bias, relu: bool):
+        """Inference: conv(x) + bias (per output channel), then ReLU if `relu`; one op where `onednn` computes
+        the conv, the conv and two kernels elsewhere."""
+        pointwise = self.kernel_size == 1 and self.groups == 1
+        if self.onednn is not None and (not pointwise or self._small_pointwise(x.shape)):
+            return self.onednn.epilogue(x, self.weight, bias, relu)
+        x = ops.bias_add(self.construct(x), bias)
+        return ops.relu(x) if relu else x
+
+    def _small_pointwise(self, shape) -> bool:
+        """Whether an ungrouped 1x1 conv of an input of `shape` has fewer than NATIVE_POINTWISE_MIN_PIXELS outputs."""
+        pixels = output_size(shape[2], 1, self.stride, 0, 1) * output_size(shape[3], 1, self.stride, 0, 1)
+        return pixels < NATIVE_POINTWISE_MIN_PIXELS
 
     def extend_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -115,8 +128,12 @@ class ConvBNAct(nn.Cell):
         self.bn = batchnorm_or_folded(out_channels, fold_bn, gamma_init="zeros" if zero_init_bn else "ones",
                                       conv_impl=conv_impl)
         self.act = nn.ReLU() if act else None
+        # the folded shift and the ReLU inside the conv's op (Conv2d.with_bias)
+        self.epilogue_in_conv = fold_bn and conv_impl == "onednn"
 
     def construct(self, x):
+        if self.epilogue_in_conv:
+            return self.conv.with_bias(x, self.bn.bias, self.act is not None)
         x = self.bn(self.conv(x))
         if self.act is not None:
             x = self.act(x)

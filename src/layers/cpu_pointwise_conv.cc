@@ -9,6 +9,9 @@
 // (no copy at all for 1x1 images, where NCHW already is (N, C)), so one GEMM reads the weight as it is.
 // NCHW float32, weight (O, C, 1, 1); the int64 `geometry` = (stride, threads); Ho = (H - 1) / stride + 1.
 //   pointwise_conv_forward:          x (N,C,H,W),    w (O,C,1,1), geometry    -> y  (N,O,Ho,Wo)
+//   pointwise_conv_forward_epilogue: x (N,C,H,W),    w (O,C,1,1), geometry + (relu), bias (O) -> y: inference
+//                                    only, y = conv + bias, then max(y, 0) if relu is 1 (a folded BatchNorm's
+//                                    shift and the ReLU after it)
 //   pointwise_conv_backward_data:    dy (N,O,Ho,Wo), w (O,C,1,1), geometry, x -> dx (N,C,H,W)
 //   pointwise_conv_backward_weights: dy (N,O,Ho,Wo), x (N,C,H,W),   geometry  -> dw (O,C,1,1)
 #include <oneapi/dnnl/dnnl.h>
@@ -98,6 +101,37 @@ bool gemm(const char *op, char transa, char transb, int64_t M, int64_t N, int64_
     return false;
 }
 
+// rows (rows, O) += bias, then max(rows, 0) if `relu`.
+void add_bias(const Shape &s, float *rows, const float *bias, bool relu) {
+    for (int64_t r = 0; r < s.rows(); ++r) {
+        float *row = rows + r * s.O;
+#pragma omp simd
+        for (int64_t o = 0; o < s.O; ++o) {
+            const float v = row[o] + bias[o];
+            row[o] = relu && v < 0 ? 0.f : v;
+        }
+    }
+}
+
+// y = conv(x, w), plus the bias (and the ReLU) if `bias` is given. x, w, geometry are params[0..2].
+int forward(const char *op, void **params, int64_t **shapes, const float *bias, float *y, const int64_t *y_shape) {
+    const int64_t *geometry = static_cast<const int64_t *>(params[2]);
+    Shape s;
+    if (!shape_of(op, shapes[0], shapes[1], y_shape, geometry, s)) return 1;
+    std::vector<float> rows_buffer, out_buffer;
+    const float *rows = gather_rows(s, static_cast<const float *>(params[0]), rows_buffer);
+    const bool one_pixel = s.Ho * s.Wo == 1;
+    if (!one_pixel) out_buffer.resize(size_t(s.rows() * s.O));
+    float *out_rows = one_pixel ? y : out_buffer.data();
+    // (rows, C) x (O, C)^T -> (rows, O)
+    if (!gemm(op, 'N', 'T', s.rows(), s.O, s.C, rows, s.C, static_cast<const float *>(params[1]), s.C, out_rows,
+              s.O, geometry))
+        return 1;
+    if (bias != nullptr) add_bias(s, out_rows, bias, geometry[2] == 1);
+    if (!one_pixel) scatter_rows(s, s.O, out_rows, y, s.Ho, s.Wo, 1);
+    return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -108,21 +142,21 @@ int pointwise_conv_forward(int nparam, void **params, int *ndims, int64_t **shap
     if (nparam != 4 || !float_tensor(op, 0, 4, ndims, dtypes) || !float_tensor(op, 1, 4, ndims, dtypes) ||
         !float_tensor(op, 3, 4, ndims, dtypes))
         return 1;
-    const int64_t *geometry = static_cast<const int64_t *>(params[2]);
-    Shape s;
-    if (!shape_of(op, shapes[0], shapes[1], shapes[3], geometry, s)) return 1;
-    std::vector<float> rows_buffer, out_buffer;
-    const float *rows = gather_rows(s, static_cast<const float *>(params[0]), rows_buffer);
-    float *y = static_cast<float *>(params[3]);
-    const bool one_pixel = s.Ho * s.Wo == 1;
-    if (!one_pixel) out_buffer.resize(size_t(s.rows() * s.O));
-    float *out_rows = one_pixel ? y : out_buffer.data();
-    // (rows, C) x (O, C)^T -> (rows, O)
-    if (!gemm(op, 'N', 'T', s.rows(), s.O, s.C, rows, s.C, static_cast<const float *>(params[1]), s.C, out_rows,
-              s.O, geometry))
+    return forward(op, params, shapes, nullptr, static_cast<float *>(params[3]), shapes[3]);
+}
+
+int pointwise_conv_forward_epilogue(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                    void *, void *) {
+    const char *op = "pointwise_conv_forward_epilogue";
+    if (nparam != 5 || !float_tensor(op, 0, 4, ndims, dtypes) || !float_tensor(op, 1, 4, ndims, dtypes) ||
+        !float_tensor(op, 3, 1, ndims, dtypes) || !float_tensor(op, 4, 4, ndims, dtypes))
         return 1;
-    if (!one_pixel) scatter_rows(s, s.O, out_rows, y, s.Ho, s.Wo, 1);
-    return 0;
+    if (shapes[2][0] != 3 || shapes[3][0] != shapes[1][0]) {
+        std::fprintf(stderr, "%s: the geometry is not (stride, threads, relu) or the bias not (O)\n", op);
+        return 1;
+    }
+    return forward(op, params, shapes, static_cast<const float *>(params[3]), static_cast<float *>(params[4]),
+                   shapes[4]);
 }
 
 int pointwise_conv_backward_data(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,

@@ -6,6 +6,9 @@
 // The third input of every op is an int64 tensor `geometry` = (stride, dilation, threads); groups come
 // from the shapes (C / weight.shape[1]).
 //   onednn_conv_forward:          x (N,C,H,W),    w (O,C/g,k,k), geometry    -> y  (N,O,Ho,Wo)
+//   onednn_conv_forward_epilogue: x (N,C,H,W),    w (O,C/g,k,k), geometry + (relu), bias (O) -> y: inference
+//                                 only, y = conv + bias, then max(y, 0) if relu is 1 (a folded BatchNorm's
+//                                 shift and the ReLU after it, inside oneDNN's kernel)
 //   onednn_conv_backward_data:    dy (N,O,Ho,Wo), w (O,C/g,k,k), geometry, x -> dx (N,C,H,W)
 //   onednn_conv_backward_weights: dy (N,O,Ho,Wo), x (N,C,H,W),   geometry    -> dw (O,C/g,k,k)
 // oneDNN picks its own layouts (format_tag::any); the NCHW tensors are reordered inside each call, as
@@ -21,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
 
 #include "cpu_thread_pool.h"
 
@@ -31,9 +35,10 @@ using dt = memory::data_type;
 namespace {
 
 
+// epilogue: 0 none, 1 bias, 2 bias then ReLU (forward only)
 struct Geometry {
-    memory::dim N, C, H, W, O, Ho, Wo, k, groups, stride, dilation;
-    auto tie() const { return std::tie(N, C, H, W, O, Ho, Wo, k, groups, stride, dilation); }
+    memory::dim N, C, H, W, O, Ho, Wo, k, groups, stride, dilation, epilogue;
+    auto tie() const { return std::tie(N, C, H, W, O, Ho, Wo, k, groups, stride, dilation, epilogue); }
     bool operator<(const Geometry &o) const { return tie() < o.tie(); }
 };
 
@@ -57,7 +62,7 @@ struct Port {
 
 struct Cached {
     primitive prim;
-    memory::desc scratchpad;
+    memory::desc scratchpad, bias;  // bias: zero unless the forward has an epilogue
     Port a, b, out;  // two inputs, one output
     int a_arg, b_arg, out_arg;
 };
@@ -97,15 +102,27 @@ Descs make_descs(const Geometry &g, bool nhwc) {
     return d;
 }
 
-primitive_attr user_scratchpad() {
+primitive_attr user_scratchpad(bool relu = false) {
     primitive_attr attr;
     attr.set_scratchpad_mode(scratchpad_mode::user);
+    if (relu) {
+        post_ops ops;
+        ops.append_eltwise(algorithm::eltwise_relu, 0.f, 0.f);
+        attr.set_post_ops(ops);
+    }
     return attr;
 }
 
 convolution_forward::primitive_desc forward_pd(const engine &eng, const Descs &d, prop_kind kind) {
     return convolution_forward::primitive_desc(eng, kind, algorithm::convolution_direct, d.x_any, d.w_any, d.y_any,
                                                d.strides, d.dilates, d.pad_l, d.pad_r, user_scratchpad());
+}
+
+convolution_forward::primitive_desc epilogue_pd(const engine &eng, const Descs &d, const memory::desc &bias,
+                                                bool relu) {
+    return convolution_forward::primitive_desc(eng, prop_kind::forward_inference, algorithm::convolution_direct,
+                                               d.x_any, d.w_any, bias, d.y_any, d.strides, d.dilates, d.pad_l,
+                                               d.pad_r, user_scratchpad(relu));
 }
 
 template <typename PD>
@@ -141,7 +158,11 @@ Cached &cached(Context &c, Kind kind, const Geometry &g) {
     if (it != c.cache.end()) return *it->second;
     auto p = std::make_unique<Cached>();
     Descs d = make_descs(g, false);
-    if (kind == FORWARD)
+    if (kind == FORWARD && g.epilogue > 0) {
+        p->bias = memory::desc({g.O}, dt::f32, tag::x);
+        set_up(*p, c.eng, epilogue_pd(c.eng, d, p->bias, g.epilogue == 2), {d.x_plain, d.w_plain, d.y_plain},
+               {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST});
+    } else if (kind == FORWARD)
         set_up(*p, c.eng, forward_pd(c.eng, d, prop_kind::forward_inference), {d.x_plain, d.w_plain, d.y_plain},
                {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST});
     else if (kind == BACKWARD_DATA)
@@ -164,28 +185,34 @@ memory bind_input(Context &c, stream &s, const Port &port, void *ptr) {
     return internal;
 }
 
-void execute(Context &c, sknet::Pool &pool, Cached &p, void *a_ptr, void *b_ptr, void *out_ptr) {
+void execute(Context &c, sknet::Pool &pool, Cached &p, void *a_ptr, void *b_ptr, void *out_ptr, void *bias_ptr) {
     stream s = threadpool_interop::make_stream(c.eng, &pool);
     memory a = bind_input(c, s, p.a, a_ptr), b = bind_input(c, s, p.b, b_ptr);
     memory out_user(p.out.plain, c.eng, out_ptr);
     memory out = p.out.reordered ? memory(p.out.chosen, c.eng) : out_user;
     memory scratchpad(p.scratchpad, c.eng);
-    p.prim.execute(s, {{p.a_arg, a}, {p.b_arg, b}, {p.out_arg, out}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+    std::unordered_map<int, memory> args{{p.a_arg, a}, {p.b_arg, b}, {p.out_arg, out},
+                                         {DNNL_ARG_SCRATCHPAD, scratchpad}};
+    if (bias_ptr != nullptr) args.emplace(DNNL_ARG_BIAS, memory(p.bias, c.eng, bias_ptr));
+    p.prim.execute(s, args);
     if (p.out.reordered) p.out.convert.execute(s, out, out_user);
     s.wait();
 }
 
-// Every op has 4-D float32 tensors and the int64 geometry (stride, dilation, threads) as its third input;
-// the backward-data op also takes x, only for its shape (MindSpore infers dx's shape from it). The output
-// is the last parameter.
-bool valid_inputs(int nparam, int expected, int *ndims, int64_t **shapes, const char **dtypes) {
+// Every op has 4-D float32 tensors and the int64 geometry (stride, dilation, threads[, relu]) as its third
+// input; the backward-data op also takes x, only for its shape (MindSpore infers dx's shape from it), and the
+// epilogue op a float32 bias (O) as its fourth. The output is the last parameter.
+bool valid_inputs(int nparam, int expected, int *ndims, int64_t **shapes, const char **dtypes, bool epilogue = false) {
     if (nparam != expected) return false;
     for (int i = 0; i < nparam; ++i) {
-        bool ok = i == 2 ? ndims[i] == 1 && shapes[i][0] == 3 && std::strcmp(dtypes[i], "int64") == 0
-                         : ndims[i] == 4 && std::strcmp(dtypes[i], "float32") == 0;
+        bool ok = i == 2   ? ndims[i] == 1 && shapes[i][0] == (epilogue ? 4 : 3) && std::strcmp(dtypes[i], "int64") == 0
+                  : epilogue && i == 3 ? ndims[i] == 1 && shapes[i][0] == shapes[1][0] &&
+                                             std::strcmp(dtypes[i], "float32") == 0
+                                       : ndims[i] == 4 && std::strcmp(dtypes[i], "float32") == 0;
         if (!ok) {
             std::fprintf(stderr, "onednn_conv: parameter %d is a %d-D %s tensor; expected 4-D float32 "
-                         "(parameter 2: the int64 geometry)\n", i, ndims[i], dtypes[i]);
+                         "(parameter 2: the int64 geometry; the epilogue's parameter 3: the bias)\n", i, ndims[i],
+                         dtypes[i]);
             return false;
         }
     }
@@ -193,9 +220,11 @@ bool valid_inputs(int nparam, int expected, int *ndims, int64_t **shapes, const 
 }
 
 // x, w, y: the shapes of input, weight and output, whichever of them is the op's result.
-int run(Kind kind, int nparam, void **params, const int64_t *x, const int64_t *w, const int64_t *y) {
+int run(Kind kind, int nparam, void **params, const int64_t *x, const int64_t *w, const int64_t *y,
+        void *bias = nullptr) {
     const int64_t *geometry = static_cast<const int64_t *>(params[2]);
-    Geometry g{x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], x[1] / w[1], geometry[0], geometry[1]};
+    const memory::dim epilogue = bias == nullptr ? 0 : geometry[3] == 1 ? 2 : 1;
+    Geometry g{x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], x[1] / w[1], geometry[0], geometry[1], epilogue};
     memory::dim span = g.dilation * (g.k - 1) + 1, pad = g.dilation * (g.k - 1) / 2;
     if (g.stride < 1 || g.dilation < 1 || w[2] != w[3] || x[1] % w[1] || g.O % g.groups || y[0] != x[0] ||
         y[1] != g.O || g.Ho != (g.H + 2 * pad - span) / g.stride + 1 ||
@@ -209,7 +238,7 @@ int run(Kind kind, int nparam, void **params, const int64_t *x, const int64_t *w
         std::lock_guard<std::mutex> l(sknet::pools().mu);
         int threads = int(geometry[2] < 1 ? 1 : geometry[2]);
         dnnl_threadpool_interop_set_max_concurrency(threads);
-        execute(c, sknet::pools().get(threads), cached(c, kind, g), params[0], params[1], params[nparam - 1]);
+        execute(c, sknet::pools().get(threads), cached(c, kind, g), params[0], params[1], params[nparam - 1], bias);
         return 0;
     } catch (const dnnl::error &e) {
         std::fprintf(stderr, "onednn_conv: oneDNN error %d: %s\n", int(e.status), e.what());
@@ -227,6 +256,12 @@ int onednn_conv_forward(int nparam, void **params, int *ndims, int64_t **shapes,
                         void *) {
     if (!valid_inputs(nparam, 4, ndims, shapes, dtypes)) return 1;
     return run(FORWARD, nparam, params, shapes[0], shapes[1], shapes[3]);
+}
+
+int onednn_conv_forward_epilogue(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                 void *, void *) {
+    if (!valid_inputs(nparam, 5, ndims, shapes, dtypes, true)) return 1;
+    return run(FORWARD, nparam, params, shapes[0], shapes[1], shapes[4], params[3]);
 }
 
 int onednn_conv_backward_data(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,

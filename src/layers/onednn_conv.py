@@ -60,8 +60,10 @@ class OneDnnConv(nn.Cell):
                                            out_dtype=_float32_only, func_type="aot")
         self.forward = ops.Custom(f"{library}:onednn_conv_forward", out_shape=forward_shape,
                                   out_dtype=_float32_only, func_type="aot", bprop=self._gradients)
+        self.epilogue = Epilogue(f"{library}:onednn_conv_forward_epilogue", forward_shape,
+                                 [stride, dilation, onednn_threads()])
         name_apart(f"k{kernel_size}s{stride}d{dilation}g{groups}",
-                   self.forward, self.backward_data, self.backward_weights)
+                   self.forward, self.backward_data, self.backward_weights, self.epilogue.op)
 
     def construct(self, x, weight):
         return self.forward(x, weight, self.geometry)
@@ -70,6 +72,23 @@ class OneDnnConv(nn.Cell):
         dx = self.backward_data(dout, weight, geometry, x)
         dweight = self.backward_weights(dout, x, geometry)
         return dx, dweight, ops.zeros_like(geometry)
+
+
+class Epilogue(nn.Cell):
+    """Inference only: conv(x, weight) + bias, then ReLU if `relu`, in one call of the conv's `*_epilogue` op: a
+    folded BatchNorm's shift and the ReLU after it cost two MindSpore kernels per conv otherwise (eval 32x32:
+    ~1.1x without them). No gradient: the folded network is never trained."""
+
+    def __init__(self, func: str, forward_shape, geometry: list):
+        super().__init__()
+        self.op = ops.Custom(func, out_shape=lambda x, weight, geometry, bias: forward_shape(x, weight, geometry),
+                             out_dtype=_float32_only, func_type="aot")
+        # the geometry with its last value, relu, 0 or 1
+        self.linear = ms.Tensor(np.array([*geometry, 0], dtype=np.int64))
+        self.rectified = ms.Tensor(np.array([*geometry, 1], dtype=np.int64))
+
+    def construct(self, x, weight, bias, relu: bool):
+        return self.op(x, weight, self.rectified if relu else self.linear, bias)
 
 
 def name_apart(key: str, *custom_ops) -> None:
@@ -105,7 +124,9 @@ class OneDnnPointwiseConv(nn.Cell):
                                            out_dtype=_float32_only, func_type="aot")
         self.forward = ops.Custom(f"{library}:pointwise_conv_forward", out_shape=forward_shape,
                                   out_dtype=_float32_only, func_type="aot", bprop=self._gradients)
-        name_apart(f"s{stride}", self.forward, self.backward_data, self.backward_weights)
+        self.epilogue = Epilogue(f"{library}:pointwise_conv_forward_epilogue", forward_shape,
+                                 [stride, onednn_threads()])
+        name_apart(f"s{stride}", self.forward, self.backward_data, self.backward_weights, self.epilogue.op)
 
     def construct(self, x, weight):
         return self.forward(x, weight, self.geometry)
