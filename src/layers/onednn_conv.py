@@ -5,6 +5,7 @@ MindSpore's own CPU convolution runs oneDNN in plain NCHW layout, which is slow 
 ops (`onednn_conv.cc`, built once by `src.layers.onednn_build`) that let oneDNN choose its blocked or
 NHWC layouts and reorder inside the call, as PyTorch does. The forward op's bprop calls the backward-data
 and backward-weights ops, so the gradients never go through MindSpore's NCHW kernels either.
+`OneDnnPointwiseConv` computes small images' ungrouped 1x1 convs the same way, as one oneDNN GEMM.
 """
 import os
 
@@ -32,38 +33,30 @@ def _float32_only(*dtypes):
     return ms.float32
 
 
-class OneDnnConv(nn.Cell):
-    """conv2d(x, weight) with padding dilation*(k-1)//2, computed by oneDNN, with its gradients.
+class CustomConv(nn.Cell):
+    """A convolution computed by three aot ops of the library, `{prefix}_forward`, `_backward_data` and
+    `_backward_weights`, the forward op carrying the gradient; plus the inference `Epilogue` (`_forward_epilogue`).
 
     Args:
-        kernel_size, stride, dilation, groups: of the convolution (the weight is (out, in / groups, k, k)).
+        prefix: the ops' name prefix in the library.
+        geometry: the ints every op takes as its third input (aot ops have no attributes).
+        forward_shape, weight_shape: the out_shape functions of the forward and backward-weights ops.
+        key: what tells this conv's shapes apart (`name_apart`).
     """
 
-    def __init__(self, kernel_size: int, stride: int, dilation: int, groups: int):
+    def __init__(self, prefix: str, geometry: list, forward_shape, weight_shape, key: str):
         super().__init__()
         library = onednn_library()
-        # (stride, dilation, threads) reach the C++ op as a small constant input: aot ops have no attributes.
-        self.geometry = ms.Tensor(np.array([stride, dilation, onednn_threads()], dtype=np.int64))
-
-        padding = same_padding(kernel_size, dilation)
-
-        def forward_shape(x, weight, geometry):
-            return (x[0], weight[0], output_size(x[2], kernel_size, stride, padding, dilation),
-                    output_size(x[3], kernel_size, stride, padding, dilation))
-
-        self.backward_data = ops.Custom(f"{library}:onednn_conv_backward_data",
+        self.geometry = ms.Tensor(np.array(geometry, dtype=np.int64))
+        self.backward_data = ops.Custom(f"{library}:{prefix}_backward_data",
                                         out_shape=lambda dout, weight, geometry, x: x,
                                         out_dtype=_float32_only, func_type="aot")
-        self.backward_weights = ops.Custom(f"{library}:onednn_conv_backward_weights",
-                                           out_shape=lambda dout, x, geometry: (dout[1], x[1] // groups,
-                                                                                kernel_size, kernel_size),
+        self.backward_weights = ops.Custom(f"{library}:{prefix}_backward_weights", out_shape=weight_shape,
                                            out_dtype=_float32_only, func_type="aot")
-        self.forward = ops.Custom(f"{library}:onednn_conv_forward", out_shape=forward_shape,
+        self.forward = ops.Custom(f"{library}:{prefix}_forward", out_shape=forward_shape,
                                   out_dtype=_float32_only, func_type="aot", bprop=self._gradients)
-        self.epilogue = Epilogue(f"{library}:onednn_conv_forward_epilogue", forward_shape,
-                                 [stride, dilation, onednn_threads()])
-        name_apart(f"k{kernel_size}s{stride}d{dilation}g{groups}",
-                   self.forward, self.backward_data, self.backward_weights, self.epilogue.op)
+        self.epilogue = Epilogue(f"{library}:{prefix}_forward_epilogue", forward_shape, geometry)
+        name_apart(key, self.forward, self.backward_data, self.backward_weights, self.epilogue.op)
 
     def construct(self, x, weight):
         return self.forward(x, weight, self.geometry)
@@ -72,6 +65,27 @@ class OneDnnConv(nn.Cell):
         dx = self.backward_data(dout, weight, geometry, x)
         dweight = self.backward_weights(dout, x, geometry)
         return dx, dweight, ops.zeros_like(geometry)
+
+
+class OneDnnConv(CustomConv):
+    """conv2d(x, weight) with padding dilation*(k-1)//2, computed by oneDNN's convolution, with its gradients.
+
+    Args:
+        kernel_size, stride, dilation, groups: of the convolution (the weight is (out, in / groups, k, k)).
+    """
+
+    def __init__(self, kernel_size: int, stride: int, dilation: int, groups: int):
+        padding = same_padding(kernel_size, dilation)
+
+        def forward_shape(x, weight, geometry):
+            return (x[0], weight[0], output_size(x[2], kernel_size, stride, padding, dilation),
+                    output_size(x[3], kernel_size, stride, padding, dilation))
+
+        def weight_shape(dout, x, geometry):
+            return (dout[1], x[1] // groups, kernel_size, kernel_size)
+
+        super().__init__("onednn_conv", [stride, dilation, onednn_threads()], forward_shape, weight_shape,
+                         key=f"k{kernel_size}s{stride}d{dilation}g{groups}")
 
 
 class Epilogue(nn.Cell):
@@ -103,35 +117,16 @@ def name_apart(key: str, *custom_ops) -> None:
         op.add_prim_attr("sknet_shape_key", key)
 
 
-class OneDnnPointwiseConv(nn.Cell):
+class OneDnnPointwiseConv(CustomConv):
     """An ungrouped 1x1 conv2d(x, weight) with a stride, as one oneDNN GEMM (`cpu_pointwise_conv.cc`), with its
     gradients; for small images, where MindSpore's own 1x1 conv is slow and its GEMM form copies the weight and
     the activations around the GEMM at every call."""
 
     def __init__(self, stride: int):
-        super().__init__()
-        library = onednn_library()
-        self.geometry = ms.Tensor(np.array([stride, onednn_threads()], dtype=np.int64))
-
         def forward_shape(x, weight, geometry):
             return (x[0], weight[0], output_size(x[2], 1, stride, 0, 1), output_size(x[3], 1, stride, 0, 1))
 
-        self.backward_data = ops.Custom(f"{library}:pointwise_conv_backward_data",
-                                        out_shape=lambda dout, weight, geometry, x: x,
-                                        out_dtype=_float32_only, func_type="aot")
-        self.backward_weights = ops.Custom(f"{library}:pointwise_conv_backward_weights",
-                                           out_shape=lambda dout, x, geometry: (dout[1], x[1], 1, 1),
-                                           out_dtype=_float32_only, func_type="aot")
-        self.forward = ops.Custom(f"{library}:pointwise_conv_forward", out_shape=forward_shape,
-                                  out_dtype=_float32_only, func_type="aot", bprop=self._gradients)
-        self.epilogue = Epilogue(f"{library}:pointwise_conv_forward_epilogue", forward_shape,
-                                 [stride, onednn_threads()])
-        name_apart(f"s{stride}", self.forward, self.backward_data, self.backward_weights, self.epilogue.op)
+        def weight_shape(dout, x, geometry):
+            return (dout[1], x[1], 1, 1)
 
-    def construct(self, x, weight):
-        return self.forward(x, weight, self.geometry)
-
-    def _gradients(self, x, weight, geometry, out, dout):
-        dx = self.backward_data(dout, weight, geometry, x)
-        dweight = self.backward_weights(dout, x, geometry)
-        return dx, dweight, ops.zeros_like(geometry)
+        super().__init__("pointwise_conv", [stride, onednn_threads()], forward_shape, weight_shape, key=f"s{stride}")
