@@ -20,14 +20,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include "cpu_thread_pool.h"
 
 namespace {
-
-// Maps smaller than this run on the calling thread: waking the pool costs more than the loop.
-constexpr int64_t PARALLEL_MIN_ELEMENTS = 1 << 15;
 
 // `kinds` names each parameter: I, an image of x's 4-D shape; C, a vector of x's channels; K, the 2 constants
 // (all float32); T, the int64 thread count.
@@ -56,17 +52,8 @@ bool valid(const char *op, int nparam, const char *kinds, int *ndims, int64_t **
 // fn(first_channel, end_channel) over the C channels of `map` (N,C,H,W), split across the pool's threads.
 template <typename Fn>
 void for_channels(const int64_t *map, void *threads_param, Fn fn) {
-    const int64_t channels = map[1], elements = map[0] * map[1] * map[2] * map[3];
-    const int threads = int(*static_cast<const int64_t *>(threads_param));
-    if (threads <= 1 || channels < 2 || elements < PARALLEL_MIN_ELEMENTS) {
-        fn(int64_t(0), channels);
-        return;
-    }
-    std::lock_guard<std::mutex> l(sknet::pools().mu);
-    const int tasks = int(channels < threads ? channels : threads);
-    sknet::pools().get(threads).parallel_for(tasks, [&](int task, int n) {
-        fn(channels * task / n, channels * (task + 1) / n);
-    });
+    sknet::parallel_ranges(map[1], map[0] * map[1] * map[2] * map[3], int(*static_cast<const int64_t *>(threads_param)),
+                           fn);
 }
 
 }  // namespace

@@ -13,14 +13,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include "cpu_thread_pool.h"
 
 namespace {
-
-// Maps smaller than this run on the calling thread: waking the pool costs more than the loop.
-constexpr int64_t PARALLEL_MIN_ELEMENTS = 1 << 15;
 
 // Parameter i is a float32 map of the shape of parameter `ref` (a 4-D float32 map itself).
 bool float_map(const char *op, int i, int ref, int *ndims, int64_t **shapes, const char **dtypes) {
@@ -47,17 +43,8 @@ bool thread_count(const char *op, int index, int *ndims, int64_t **shapes, const
 // fn(first_plane, end_plane) over the N*C planes of `map`, split across the pool's threads.
 template <typename Fn>
 void for_planes(const int64_t *map, void *threads_param, Fn fn) {
-    const int64_t planes = map[0] * map[1], plane_size = map[2] * map[3];
-    const int threads = int(*static_cast<const int64_t *>(threads_param));
-    if (threads <= 1 || planes < 2 || planes * plane_size < PARALLEL_MIN_ELEMENTS) {
-        fn(int64_t(0), planes);
-        return;
-    }
-    std::lock_guard<std::mutex> l(sknet::pools().mu);
-    const int tasks = int(planes < threads ? planes : threads);
-    sknet::pools().get(threads).parallel_for(tasks, [&](int task, int n) {
-        fn(planes * task / n, planes * (task + 1) / n);
-    });
+    const int64_t planes = map[0] * map[1];
+    sknet::parallel_ranges(planes, planes * map[2] * map[3], int(*static_cast<const int64_t *>(threads_param)), fn);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The thread pool of the library that src/layers/onednn_build.py builds: oneDNN's convolutions
-// (onednn_conv.cc) and the SK unit's ops (cpu_selective_kernel.cc) run their parallel loops on it.
+// (onednn_conv.cc and cpu_pointwise_conv.cc), the SK unit's ops (cpu_selective_kernel.cc) and BatchNorm
+// (cpu_batchnorm.cc) run their parallel loops on it.
 // One pool per thread count, shared by every op, and one job at a time: a caller holds `pools().mu`
 // while it runs jobs (MindSpore may launch two CPU kernels at once).
 #pragma once
@@ -124,6 +125,22 @@ struct Pools {
 inline Pools &pools() {
     static Pools *p = new Pools();  // never destroyed: no teardown-order issues at exit
     return *p;
+}
+
+// Work smaller than this (in tensor elements) runs on the calling thread: waking the pool costs more.
+constexpr int64_t PARALLEL_MIN_ELEMENTS = 1 << 15;
+
+// fn(first, end) over [0, count), split across `threads` threads of the pool when the work (`elements`) is
+// large enough, else on the calling thread. Each index is visited once, by one call.
+template <typename Fn>
+void parallel_ranges(int64_t count, int64_t elements, int threads, Fn fn) {
+    if (threads <= 1 || count < 2 || elements < PARALLEL_MIN_ELEMENTS) {
+        fn(int64_t(0), count);
+        return;
+    }
+    std::lock_guard<std::mutex> l(pools().mu);
+    const int tasks = int(count < threads ? count : threads);
+    pools().get(threads).parallel_for(tasks, [&](int task, int n) { fn(count * task / n, count * (task + 1) / n); });
 }
 
 }  // namespace sknet
