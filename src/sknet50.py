@@ -8,9 +8,8 @@ from typing import Callable, Sequence
 
 from mindspore import nn
 
-from src.layers.conv import Conv2d, ConvBNAct
+from src.layers.conv import ConvBNAct
 from src.layers.cpu_max_pool import CpuMaxPool2d
-from src.layers.fold_batchnorm import batchnorm_or_folded
 from src.layers.selective_kernel import SelectiveKernelConv
 
 STEM_TYPES = ("imagenet", "cifar")
@@ -41,31 +40,24 @@ class SKBottleneck(nn.Cell):
         return self.relu(out + shortcut)
 
 
-class Stem(nn.Cell):
+class Stem(ConvBNAct):
     """`imagenet`: 7x7/2 conv-BN-ReLU + 3x3/2 max-pool (pad 1), as in the paper, for 224x224.
-    `cifar`: a 3x3/1 conv-BN-ReLU and no pool, which keeps the resolution of 32x32 inputs."""
+    `cifar`: a 3x3/1 conv-BN-ReLU and no pool, which keeps the resolution of 32x32 inputs.
+    The conv-BN-ReLU is a ConvBNAct's (the same `conv` and `bn` parameters, the same folded form)."""
 
     def __init__(self, stem_type: str, out_channels: int, conv_impl: str, fold_bn: bool = False):
-        super().__init__()
-        self.bn_folds_into = "conv"  # the layer whose weight `fold_batchnorm` scales
         if stem_type not in STEM_TYPES:
             raise ValueError(f"stem_type must be one of {', '.join(STEM_TYPES)}, got {stem_type!r}")
-        self.stem_type = stem_type
         imagenet = stem_type == "imagenet"
-        self.conv = Conv2d(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1,
-                           conv_impl=conv_impl)
-        self.bn = batchnorm_or_folded(out_channels, fold_bn, conv_impl=conv_impl)
-        self.relu = nn.ReLU()
+        super().__init__(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1, conv_impl=conv_impl,
+                         fold_bn=fold_bn)
+        self.stem_type = stem_type
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1) if imagenet else None
         # the same pool for inference, 3.5x faster on the CPU (src.layers.cpu_max_pool); training keeps `pool`
         self.inference_pool = CpuMaxPool2d(3, 2, 1) if imagenet and conv_impl == "onednn" else None
-        self.epilogue_in_conv = fold_bn and conv_impl == "onednn"  # as in ConvBNAct
 
     def construct(self, x):
-        if self.epilogue_in_conv:
-            x = self.conv.with_bias(x, self.bn.bias, True)
-        else:
-            x = self.relu(self.bn(self.conv(x)))
+        x = super().construct(x)
         if self.inference_pool is not None and not self.training:
             return self.inference_pool(x)
         if self.pool is not None:
