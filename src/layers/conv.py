@@ -63,17 +63,17 @@ class Conv2d(nn.Cell):
         self.conv_impl = conv_impl
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
-        pointwise = kernel_size == 1 and groups == 1
+        self.pointwise = kernel_size == 1 and groups == 1
         self.gemm = None
         self.onednn = None
-        if conv_impl == "fast" and not pointwise:
+        if conv_impl == "fast" and not self.pointwise:
             self.gemm = GemmConv(kernel_size, stride, self.padding, dilation, groups)
         if conv_impl == "onednn":
-            self.onednn = OneDnnPointwiseConv(stride) if pointwise else OneDnnConv(kernel_size, stride, dilation,
-                                                                                     groups)
+            self.onednn = OneDnnPointwiseConv(stride) if self.pointwise else OneDnnConv(kernel_size, stride,
+                                                                                          dilation, groups)
 
     def construct(self, x):
-        if self.onednn is not None and self.kernel_size == 1 and self.groups == 1:
+        if self.onednn is not None and self.pointwise:
             if self._small_pointwise(x.shape):
                 return self.onednn(x, self.weight)
             return conv2d_pointwise(x, self.weight, self.stride)
@@ -96,8 +96,7 @@ class Conv2d(nn.Cell):
     def with_bias(self, x, bias, relu: bool):
         """Inference: conv(x) + bias (per output channel), then ReLU if `relu`; one op where `onednn` computes
         the conv, the conv and two kernels elsewhere."""
-        pointwise = self.kernel_size == 1 and self.groups == 1
-        if self.onednn is not None and (not pointwise or self._small_pointwise(x.shape)):
+        if self.onednn is not None and (not self.pointwise or self._small_pointwise(x.shape)):
             return self.onednn.epilogue(x, self.weight, bias, relu)
         x = ops.bias_add(self.construct(x), bias)
         return ops.relu(x) if relu else x

@@ -14,7 +14,7 @@ from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import initializer
 
 from src.layers.onednn_build import onednn_library
-from src.layers.onednn_conv import onednn_threads
+from src.layers.onednn_conv import thread_count_input
 
 
 class CpuBatchNorm2d(nn.Cell):
@@ -30,7 +30,7 @@ class CpuBatchNorm2d(nn.Cell):
         # (eps, the batch's share of the moving averages): nn.BatchNorm2d's momentum=0.9 is the kept share.
         # aot ops have no attributes, so the constants are an input.
         self.constants = ms.Tensor(np.array([self.eps, 0.1], dtype=np.float32))
-        self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+        self.threads = thread_count_input()
         library = onednn_library()
         # out_shape and out_dtype receive the inputs' shapes (dtypes): (x, gamma, ...) and (dy, x, gamma, ...).
         self.backward = ops.Custom(f"{library}:cpu_batchnorm_backward",

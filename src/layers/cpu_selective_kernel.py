@@ -7,12 +7,10 @@ uses that the softmax weights of two paths sum to 1: a * w0 + b * (1 - w0) = b +
 It lives in the library that `conv_impl onednn` builds (src.layers.onednn_build), so it is used with that
 conv_impl only; other conv_impls and devices keep MindSpore's own ops.
 """
-import numpy as np
-import mindspore as ms
 from mindspore import nn, ops
 
 from src.layers.onednn_build import onednn_library
-from src.layers.onednn_conv import onednn_threads
+from src.layers.onednn_conv import thread_count_input
 
 
 def _planes(a, *_):
@@ -29,7 +27,7 @@ class PooledSum(nn.Cell):
     def __init__(self):
         super().__init__()
         library = onednn_library()
-        self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+        self.threads = thread_count_input()
         self.backward = ops.Custom(f"{library}:sk_pool_backward", out_shape=lambda ds, a, threads: a,
                                    out_dtype=_same_as_first, func_type="aot")
         # The gradient is the op's, not a Cell bprop, for the reason in onednn_conv.name_apart.
@@ -50,7 +48,7 @@ class SelectOfTwo(nn.Cell):
     def __init__(self):
         super().__init__()
         library = onednn_library()
-        self.threads = ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+        self.threads = thread_count_input()
         self.backward = ops.Custom(f"{library}:sk_select_backward",
                                    out_shape=lambda dy, a, b, w, threads: (a, a, w),
                                    out_dtype=lambda dy, a, b, w, threads: (dy, dy, dy), func_type="aot")

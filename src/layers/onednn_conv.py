@@ -25,6 +25,12 @@ def onednn_threads() -> int:
     return min(threads, usable) if threads > 0 else usable
 
 
+def thread_count_input() -> ms.Tensor:
+    """`onednn_threads()` as the one-value int64 input that the library's C++ ops take (aot ops have no
+    attributes)."""
+    return ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+
+
 def _float32_only(*dtypes):
     for dtype in dtypes[:2]:
         if dtype.element_type() != ms.float32:  # the infer sees tensor types, e.g. Tensor[Float32]
