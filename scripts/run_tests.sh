@@ -17,7 +17,10 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
-export PYTHONSAFEPATH=1  # Python never imports from the caller's folder (a pip.py there would run)
+# Python never imports from the caller's folder (a yaml.py or pip.py there would run): PYTHONSAFEPATH
+# drops the unsafe sys.path entry, and PYTHONPATH names the project instead, so the tests' train.py,
+# eval.py and `python -m src...` processes import the project from any shell.
+export PYTHONSAFEPATH=1 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 # "package:command" for each needed tool; gflags is a header, checked by missing_packages.
 needed=(cmake:cmake g++:g++ make:make shellcheck:shellcheck)

@@ -53,3 +53,15 @@ def test_a_missing_system_package_is_installed_with_apt(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == ("error: still missing after apt-get: shellcheck; install them by hand and "
                                      "run this again")
+
+
+def test_a_plain_shell_runs_tests_that_start_the_entry_points(tmp_path):
+    # The README's command typed in a shell with nothing exported (as `env -i` gives): the tests' own
+    # child processes (train.py, `python -m src...`) must import the project, so the script sets
+    # what they need itself, not CI.
+    probe = tmp_path / "test_child_imports_the_project.py"
+    probe.write_text("import subprocess, sys\n\n\ndef test_child():\n"
+                     "    subprocess.run([sys.executable, '-c', 'import src.utils.errors'], check=True)\n")
+    plain = {"HOME": os.environ.get("HOME", "/root"), "PATH": os.environ["PATH"]}
+    result = run([str(probe), "-n", "0", "-p", "no:cacheprovider"], env=plain)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
