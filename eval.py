@@ -12,7 +12,7 @@ from src.utils.errors import run_cli
 
 
 def main() -> int:
-    cfg = load_config(description=__doc__.splitlines()[0])
+    cfg = load_config(description=__doc__, script="eval")
     check_device_choices(cfg)
     # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.evaluation.eval_checkpoints import evaluate_checkpoints

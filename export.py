@@ -109,7 +109,7 @@ def run_exported(path: str, file_format: str, sample: np.ndarray) -> np.ndarray 
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = load_config(argv, description=__doc__, flag_aliases={"batch_size": "export_batch_size"})
+    cfg = load_config(argv, description=__doc__, flag_aliases={"batch_size": "export_batch_size"}, script="export")
     check_settings(cfg)
     set_up_device(cfg.device_target, cfg.device_id)
     net = build_network(cfg)

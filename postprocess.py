@@ -95,7 +95,7 @@ def accuracy_line(logits: np.ndarray, labels: np.ndarray) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = load_config(argv, description=__doc__)
+    cfg = load_config(argv, description=__doc__, script="postprocess")
     if not os.path.isdir(cfg.result_path):
         raise UserError(f"result folder {cfg.result_path} does not exist; pass the 310 app's --result_path")
     meta = read_meta(cfg.label_path)

@@ -46,7 +46,8 @@ def input_geometry(cfg) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = load_config(argv, description=__doc__,
-                      flag_aliases={"batch_size": "export_batch_size", "output_path": "preprocess_output_path"})
+                      flag_aliases={"batch_size": "export_batch_size", "output_path": "preprocess_output_path"},
+                      script="preprocess")
     batch_size, image_size = input_geometry(cfg)
     dataset = create_dataset(cfg.data_path, "eval", batch_size, image_size, eval_data_path=cfg.eval_data_path,
                              num_parallel_workers=cfg.num_parallel_workers, class_num=cfg.class_num)

@@ -1,9 +1,10 @@
 """Train SKNet-50 on CIFAR-10.
 
-    python train.py --data_path ./data/cifar-10-batches-bin --device_target GPU
+    python train.py --data_path ./data/cifar-10-batches-bin
+    python train.py --device_target CPU --arch sknet_tiny --stem_type cifar --image_size 32 --output_path ./out
     python train.py --config_path my.yaml --resume auto
 
-Every key of config/sknet50_cifar10.yaml is a flag; see README "Training process".
+--device_target auto (the default) takes Ascend, else GPU, else CPU. See README "Training process".
 """
 from src.utils.device import check_device_choices, set_up_device  # first: it quiets MindSpore's log before MindSpore loads
 from src.utils.config import load_config
@@ -11,7 +12,7 @@ from src.utils.errors import run_cli
 
 
 def main() -> int:
-    cfg = load_config(description=__doc__.splitlines()[0])
+    cfg = load_config(description=__doc__, script="train")
     check_device_choices(cfg)
     # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.training.trainer import train

@@ -12,7 +12,15 @@ from src.utils.errors import UserError
 # log, so entry points import this module before anything that imports MindSpore.
 os.environ.setdefault("GLOG_v", "3")
 
-DEVICE_TARGETS = ("Ascend", "GPU", "CPU")
+DEVICE_TARGETS = ("Ascend", "GPU", "CPU")  # also the order in which `auto` tries them
+DEVICE_TARGET_CHOICES = ("auto", *DEVICE_TARGETS)
+# What a chip needs besides MindSpore 2.10's one wheel, which carries the GPU and Ascend plugins (README
+# "Environment requirements").
+DEVICE_NEEDS = {
+    "GPU": "an NVIDIA driver with CUDA 11.1 + cuDNN 8.0.x or CUDA 11.6 + cuDNN 8.5.x on the library path "
+           "(CUDA 12 / cuDNN 9 do not match its plugin)",
+    "Ascend": "the CANN toolkit that matches this MindSpore, with its set_env.sh sourced",
+}
 AMP_LEVELS = ("auto", "O0", "O1", "O2", "O3")
 # The conv algorithms built for MindSpore's CPU backend only (src.layers.conv).
 CPU_CONV_IMPLS = ("fast", "onednn")
@@ -54,6 +62,26 @@ def quiet_mindspore_exit() -> None:
     sys.unraisablehook = hook
 
 
+def available_device_targets() -> tuple[str, ...]:
+    """The targets this MindSpore can use (its plugins were loaded at import; the check itself is a lookup)."""
+    import mindspore as ms  # here, not at the top: entry points import this module before MindSpore loads
+
+    return tuple(target for target in DEVICE_TARGETS if ms.hal.is_available(target))
+
+
+def resolve_device_target(requested: str) -> str:
+    """`auto` becomes Ascend, else GPU, else CPU, whichever this MindSpore can use, and the choice is printed
+    in one line; any other value is returned as given (set_up_device refuses a target that is not there)."""
+    if requested != "auto":
+        return requested
+    available = available_device_targets()
+    chosen = next(target for target in DEVICE_TARGETS if target in available or target == "CPU")
+    missing = [target for target in DEVICE_TARGETS[:DEVICE_TARGETS.index(chosen)]]
+    why = f" (no {' or '.join(missing)} available to this MindSpore)" if missing else ""
+    print(f"device_target auto -> {chosen}{why}", flush=True)
+    return chosen
+
+
 def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool = False,
                   deterministic: bool = False) -> Placement:
     """GRAPH mode on `device_target`; with `run_distribute`, join the data-parallel group.
@@ -71,9 +99,9 @@ def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool =
     if device_target not in DEVICE_TARGETS:
         raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
     if not ms.hal.is_available(device_target):
-        raise UserError(f"--device_target {device_target} is not available in this MindSpore installation "
-                        f"({ms.__version__}); install the {device_target} build of MindSpore or pass "
-                        "--device_target CPU")
+        raise UserError(f"--device_target {device_target} is not available to this MindSpore ({ms.__version__}): "
+                        f"its wheel carries the {device_target} plugin, which needs {DEVICE_NEEDS[device_target]} "
+                        "(README \"Environment requirements\"); or pass --device_target auto or CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
     if deterministic:
         ms.set_deterministic(True)

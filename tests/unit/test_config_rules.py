@@ -29,7 +29,7 @@ from src.utils.errors import UserError
     (["--class_num", "0"], "--class_num must be at least 2"),
     (["--arch", "resnet"], "--arch must be one of sknet50 | sknet_tiny"),
     (["--download_sha256", "abc"], "--download_sha256 must be 64 hex digits"),
-    (["--sink_size", "0"], "--sink_size must be auto or a whole number of at least 1"),
+    (["--sink_size", "0"], "--sink_size must be auto or a whole number from 1 to 100000"),
 ])
 def test_bad_values_are_one_line_errors_naming_flag_value_and_range(flags, match):
     with pytest.raises(UserError, match=match.replace("|", r"\|").replace("(", r"\(")) as caught:
@@ -70,5 +70,5 @@ def test_the_choices_match_what_the_code_accepts():
     assert set(config_rules.RULES["arch"].values) == set(MODELS)
     assert config_rules.RULES["amp_level"].values == AMP_LEVELS
     assert config_rules.RULES["conv_impl"].values == CONV_IMPLS
-    assert config_rules.RULES["device_target"].values == DEVICE_TARGETS
+    assert config_rules.RULES["device_target"].values == ("auto", *DEVICE_TARGETS)
     assert config_rules.RULES["loss_scale_type"].values == LOSS_SCALE_TYPES
