@@ -30,7 +30,8 @@ def read_meta(label_path: str) -> dict:
         with open(meta_path, encoding="utf-8") as handle:
             meta = json.load(handle)
     except FileNotFoundError as err:
-        raise UserError(f"{meta_path} does not exist; run preprocess.py and pass its labels.npy as --label_path") from err
+        raise UserError(f"{meta_path} does not exist; run preprocess.py and pass its labels.npy as --label_path "
+                        "(or its output folder as --label_dir)") from err
     except (OSError, ValueError) as err:
         raise UserError(f"{meta_path} cannot be read ({err}); run preprocess.py again") from err
     if not isinstance(meta, dict):

@@ -85,7 +85,7 @@ from src.utils.device import check_device_choices
 from src.utils.errors import run_cli
 
 def check():
-    cfg = load_config(sys.argv[3:])
+    cfg = load_config(sys.argv[3:], script=sys.argv[2])  # the split names the script: train or eval
     check_device_choices(cfg)
     if not cfg.download:  # with --download the data may not be there yet
         resolve_split_files(cfg.data_path, sys.argv[2], cfg.eval_data_path)

@@ -89,7 +89,8 @@ else
   set_job_timeout INT --foreground
 fi
 TRAIN_FLAGS=(--data_path "$DATA_PATH" --device_target "$DEVICE_TARGET" --run_distribute true "$@")
-SETTINGS_OUTPUT="$(check_settings train "${TRAIN_FLAGS[@]}")"
+# RANK_SIZE: the process count that an original --device_num flag must match.
+SETTINGS_OUTPUT="$(RANK_SIZE=$DEVICE_NUM check_settings train "${TRAIN_FLAGS[@]}")"
 # The same settings with absolute paths, for ranks that start in a working folder of their own.
 ABSOLUTE_PATH_FLAGS=()
 while IFS= read -r line; do

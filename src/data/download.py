@@ -22,6 +22,7 @@ from http.client import HTTPException
 from src.data.cifar10_files import EVAL_FILES, TRAIN_FILES, resolve_split_files
 from src.utils.config import DEFAULT_CONFIG, read_yaml
 from src.utils.errors import UserError, run_cli
+from src.utils.safe_text import redact_url
 
 ARCHIVE_FOLDER = "cifar-10-batches-bin"
 CHUNK_BYTES = 1 << 20
@@ -47,10 +48,11 @@ def _fetch(url: str, destination: str, timeout: float) -> tuple[str, str]:
                     print(f"  downloaded {received / 1e6:.1f} of {expected / 1e6:.1f} MB", flush=True)
                     next_report += 0.1
     except (urllib.error.URLError, HTTPException, OSError, ValueError) as err:
-        raise UserError(f"download of {url} failed ({err}); check the network and run again, or unpack "
-                        "cifar-10-binary.tar.gz yourself (see README \"Dataset\")") from err
+        raise UserError(f"download of {redact_url(url)} failed ({redact_url(str(err))}); check the network and run "
+                        "again, or unpack cifar-10-binary.tar.gz yourself (see README \"Dataset\")") from err
     if expected and received != expected:
-        raise UserError(f"download of {url} was interrupted after {received} of {expected} bytes; run again")
+        raise UserError(f"download of {redact_url(url)} was interrupted after {received} of {expected} bytes; "
+                        "run again")
     return md5.hexdigest(), sha256.hexdigest()
 
 
@@ -106,19 +108,19 @@ def download_cifar10(target_dir: str, url: str, md5: str, timeout: float = 60.0,
     os.close(fd)
     staging = tempfile.mkdtemp(prefix=".extract-", dir=target_dir)
     try:
-        print(f"downloading {url} into {target_dir}", flush=True)
+        print(f"downloading {redact_url(url)} into {target_dir}", flush=True)
         digest, sha_digest = _fetch(url, archive_path, timeout)
         if digest != md5.lower():
-            raise UserError(f"the file downloaded from {url} has MD5 {digest}, expected {md5}; it was deleted. "
-                            "Run again, or check --download_url and --download_md5")
+            raise UserError(f"the file downloaded from {redact_url(url)} has MD5 {digest}, expected {md5}; it was "
+                            "deleted. Run again, or check --download_url and --download_md5")
         if sha256 and sha_digest != sha256.lower():
-            raise UserError(f"the file downloaded from {url} has SHA-256 {sha_digest}, expected {sha256}; it was "
-                            "deleted. Run again, or check --download_url and --download_sha256")
+            raise UserError(f"the file downloaded from {redact_url(url)} has SHA-256 {sha_digest}, expected "
+                            f"{sha256}; it was deleted. Run again, or check --download_url and --download_sha256")
         _unpack(archive_path, staging)
         unpacked = os.path.join(staging, ARCHIVE_FOLDER)
         missing = [n for n in TRAIN_FILES + EVAL_FILES if not os.path.isfile(os.path.join(unpacked, n))]
         if missing:
-            raise UserError(f"the archive from {url} has no {ARCHIVE_FOLDER}/{missing[0]}; "
+            raise UserError(f"the archive from {redact_url(url)} has no {ARCHIVE_FOLDER}/{missing[0]}; "
                             "is it cifar-10-binary.tar.gz (the binary version)?")
         try:
             os.rename(unpacked, final)

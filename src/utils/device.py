@@ -99,7 +99,7 @@ def set_up_device(device_target: str, device_id: int = 0, run_distribute: bool =
     if device_target not in DEVICE_TARGETS:
         raise UserError(f"--device_target {device_target!r} is not one of {', '.join(DEVICE_TARGETS)}")
     if not ms.hal.is_available(device_target):
-        raise UserError(f"--device_target {device_target} is not available to this MindSpore ({ms.__version__}): "
+        raise UserError(f"--device_target {device_target} is not available in this MindSpore ({ms.__version__}): "
                         f"its wheel carries the {device_target} plugin, which needs {DEVICE_NEEDS[device_target]} "
                         "(README \"Environment requirements\"); or pass --device_target auto or CPU")
     ms.set_context(mode=ms.GRAPH_MODE)

@@ -20,7 +20,7 @@ from src.utils.config import load_config
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
 from tests.helpers.processes import run_entry, start_entry
-from tests.helpers.tiny_runs import CKPT_1, CKPT_2, CKPT_3, TINY, assert_all_load, copy_checkpoint, train_args
+from tests.helpers.tiny_runs import CKPT_1, CKPT_2, CKPT_3, MODEL, TINY, assert_all_load, copy_checkpoint, train_args
 from tests.helpers.tiny_runs import TINY_STEPS as STEPS
 
 
@@ -97,7 +97,8 @@ def test_truncated_newest_checkpoint_is_named_and_resume_falls_back(resumed_run,
     newest = out / CKPT_3
     os.chmod(newest, 0o600)  # MindSpore leaves checkpoints read-only
     os.truncate(newest, os.path.getsize(newest) * 2 // 3)
-    evaluated = run_entry("eval.py", [*TINY, "--data_path", data, "--checkpoint_path", str(out)])
+    evaluated = run_entry("eval.py", [*MODEL, "--eval_batch_size", "4", "--data_path", data,
+                                      "--checkpoint_path", str(out)])
     assert evaluated.returncode == 1
     assert f"checkpoint {newest} is corrupt or truncated" in evaluated.stdout + evaluated.stderr
     assert f"could not be evaluated: {CKPT_3}" in evaluated.stdout

@@ -1,5 +1,7 @@
 """Every config key is checked once where the config is loaded: one line naming the flag, the value
 and what is allowed (src/utils/config_rules.py)."""
+import re
+
 import pytest
 
 from src.sknet50 import MODELS
@@ -72,3 +74,88 @@ def test_the_choices_match_what_the_code_accepts():
     assert config_rules.RULES["conv_impl"].values == CONV_IMPLS
     assert config_rules.RULES["device_target"].values == ("auto", *DEVICE_TARGETS)
     assert config_rules.RULES["loss_scale_type"].values == LOSS_SCALE_TYPES
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--class_num", "99999999999999999999"], "--class_num must be at least 2 and at most 100000"),
+    (["--class_num", "100000000"], "--class_num must be at least 2 and at most 100000"),
+    (["--image_size", "100000"], "--image_size must be at least 1 and at most 1024"),
+    (["--batch_size", "1000000"], "--batch_size must be at least 1 and at most 4096"),
+    (["--eval_batch_size", "1000000"], "--eval_batch_size must be at least 1 and at most 10000"),
+    (["--epoch_size", "1000000000"], "--epoch_size must be at least 1 and at most 10000"),
+    (["--export_batch_size", "100000"], "--export_batch_size must be at least 1 and at most 4096"),
+    (["--sink_size", "1000000"], "--sink_size must be auto or a whole number from 1 to 100000"),
+    (["--log_interval", "1000000"], "--log_interval must be at least 0 and at most 100000"),
+    (["--keep_checkpoint_max", "100000"], "--keep_checkpoint_max must be at least 0 and at most 10000"),
+    (["--save_checkpoint_epochs", "100000"], "--save_checkpoint_epochs must be at least 1 and at most 10000"),
+    (["--eval_interval", "100000"], "--eval_interval must be at least 0 and at most 10000"),
+    (["--warmup_epochs", "1e9"], "--warmup_epochs must be at least 0 and at most 10000"),
+    (["--lr_max", "1e30"], "--lr_max must be at least 0 and at most 10"),
+    (["--weight_decay", "5"], "--weight_decay must be at least 0 and at most 1"),
+    (["--loss_scale", "1e30"], "bad value for loss_scale"),  # an int key: 1e30 is not a whole number
+    (["--loss_scale", str(2 ** 40)], "--loss_scale must be above 0 and at most 16777216"),
+])
+def test_every_numeric_key_has_an_upper_bound_with_a_one_line_error(flags, match):
+    with pytest.raises(UserError, match=match) as caught:
+        load_config(flags + ["--device_target", "CPU"])
+    assert "\n" not in str(caught.value)
+
+
+def test_every_numeric_key_has_a_bounded_rule():
+    defaults = read_yaml(DEFAULT_CONFIG)
+    for key, default in defaults.items():
+        rule = config_rules.RULES[key]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert isinstance(rule, config_rules.Range), key
+            high = rule.high() if callable(rule.high) else rule.high
+            assert high is not None and high < 2 ** 33, key
+    assert config_rules.RULES["sink_size"].problem(str(10 ** 6))
+
+
+def test_an_error_never_formats_an_unbounded_value():
+    with pytest.raises(UserError) as caught:
+        load_config(["--class_num", "9" * 5000])
+    assert len(str(caught.value)) < 300 and "\n" not in str(caught.value)
+    with pytest.raises(UserError) as caught:
+        load_config(["--arch", "x" * 100_000])
+    assert len(str(caught.value)) < 300
+
+
+@pytest.mark.parametrize("script", config_rules.SCRIPTS)
+def test_help_lists_only_the_keys_the_script_reads_grouped_with_type_range_default(script, capsys):
+    with pytest.raises(SystemExit):
+        load_config(["--help"], description="Do it.\n\n    python x.py --flag 1\n", script=script)
+    text = capsys.readouterr().out
+    assert "NONETYPE" not in text and "STR " not in text and "STR\n" not in text
+    assert "examples:\n    python x.py --flag 1" in text
+    for key, spec in config_rules.KEYS.items():
+        listed = re.search(rf"\[--{key} ", text)  # in the usage line: a flag, not a mention in a meaning
+        assert bool(listed) == (script in spec.scripts), (script, key)
+    groups = [group for group in config_rules.GROUPS if f"\n{group}:\n" in text]
+    assert groups, text
+    assert text.index(f"\n{groups[0]}:\n") < text.index("examples:")
+
+
+def test_help_of_train_states_meaning_range_and_default_of_a_key(capsys):
+    with pytest.raises(SystemExit):
+        load_config(["--help"], description="Train.", script="train")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--epoch_size INT training epochs; at least 1 and at most 10000; default: 90" in text
+    assert "--lr_decay_mode {poly,cosine,linear,steps}" in text
+    assert "--device_target {auto,Ascend,GPU,CPU}" in text and "default: auto" in text
+    assert "--train_url PATH" in text and "--device_num N" in text and "--ckpt_file" not in text
+
+
+@pytest.mark.parametrize("script, flag", [("train", "ckpt_file"), ("eval", "epoch_size"), ("export", "data_path"),
+                                          ("postprocess", "arch"), ("preprocess", "lr_max")])
+def test_a_flag_the_script_does_not_read_is_refused_naming_who_reads_it(script, flag):
+    with pytest.raises(UserError, match=f"{script}.py does not read --{flag} .*config files take every key"):
+        load_config([f"--{flag}", "1"], script=script)
+
+
+@pytest.mark.parametrize("script", config_rules.SCRIPTS)
+def test_a_run_config_with_every_key_loads_in_every_script(tmp_path, script):
+    path = str(tmp_path / "config.yaml")
+    load_config(["--epoch_size", "3", "--device_target", "CPU"]).save(path)
+    cfg = load_config(["--config_path", path], script=script)
+    assert cfg.epoch_size == 3 and cfg.device_target == "CPU"
