@@ -124,7 +124,7 @@ KEYS: dict[str, Key] = {
     "eval_batch_size": Key(_positive(10_000, " (the CIFAR-10 test set)"), "data", "batch of the evaluation",
                            (TRAIN, EVAL)),
     "num_parallel_workers": Key(Range(0, _cpu_count, note=", this machine's CPU count (0 picks from it)"), "data",
-                                "data workers; 0 picks from the CPU count", (TRAIN, EVAL, PREPROCESS)),
+                                "data workers", (TRAIN, EVAL, PREPROCESS)),
     "shuffle": Key(None, "data", "shuffle the training data", (TRAIN,)),
     "augment": Key(None, "data", "random crop 32 (padding 4) + horizontal flip", (TRAIN,)),
     "auto_augment": Key(Choice(("none", "cifar10")), "data",
