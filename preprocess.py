@@ -1,14 +1,15 @@
 """Write the CIFAR-10 eval set as input files for the 310 app (ascend310_infer).
 
-    python preprocess.py --data_path DIR --output_path OUT [--batch_size N] [--mindir_path M]
+    python preprocess.py --data_path DIR --output_path OUT [--batch_size N] [--mindir_path M | --checkpoint_path RUN]
 
 The images go through eval.py's pipeline (`src.data.pipeline.create_dataset`, split "eval"), so
 the app sees exactly eval.py's inputs. OUT receives:
   images/batch_00000.bin ...  float32 NCHW batches of N images; the last one padded with zeros
   labels.npy                  int32 labels of the real images, in dataset order
   meta.json                   batch size, input shape, image count, class names, file names
-With --mindir_path, the batch size and image size are read from that MINDIR, so that the
-files always fit it.
+With --mindir_path, the batch size, image size and class count are read from that MINDIR, so that
+the files always fit it; with --checkpoint_path (a run folder or a checkpoint in one), the image size
+and class count are the run's (src/utils/run_settings.py). A flag that contradicts them is an error.
 """
 import io
 import json
@@ -23,7 +24,7 @@ from src.data.pipeline import create_dataset  # noqa: E402
 from src.utils.atomic_file import write_atomic  # noqa: E402
 from src.utils.config import load_config  # noqa: E402
 from src.utils.errors import UserError, run_cli  # noqa: E402
-from src.utils.mindir import mindir_input_shape  # noqa: E402
+from src.utils.run_settings import follow_run  # noqa: E402
 
 IMAGES_DIR = "images"
 LABELS_FILE = "labels.npy"
@@ -31,17 +32,15 @@ META_FILE = "meta.json"
 
 
 def input_geometry(cfg) -> tuple[int, int]:
-    """(batch size, image size): from the MINDIR when given, else from the config."""
-    if not cfg.mindir_path:
-        if cfg.export_batch_size < 1 or cfg.image_size < 1:
-            raise UserError(f"--batch_size ({cfg.export_batch_size}) and --image_size ({cfg.image_size}) "
-                            "must be positive")
-        return cfg.export_batch_size, cfg.image_size
-    shape = mindir_input_shape(cfg.mindir_path)
-    if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
-        raise UserError(f"{cfg.mindir_path} takes input of shape {list(shape)}, not square NCHW RGB images; "
-                        "export it with export.py")
-    return shape[0], shape[2]
+    """(batch size, image size): the MINDIR's or the run's (`follow_run`), else the config's."""
+    if cfg.mindir_path:
+        follow_run(cfg, cfg.mindir_path, ("class_num", "image_size", "export_batch_size"))
+    else:
+        follow_run(cfg, cfg.checkpoint_path, ("class_num", "image_size"))
+    if cfg.export_batch_size < 1 or cfg.image_size < 1:
+        raise UserError(f"--batch_size ({cfg.export_batch_size}) and --image_size ({cfg.image_size}) "
+                        "must be positive")
+    return cfg.export_batch_size, cfg.image_size
 
 
 def main(argv: list[str] | None = None) -> int:

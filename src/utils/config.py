@@ -43,6 +43,13 @@ class Config(argparse.Namespace):
         """The keys set on the command line (by their flag, an alias or an original model-zoo flag)."""
         return getattr(self, "_given", frozenset())
 
+    def given_by(self, key: str) -> str | None:
+        """Where a key not left at its default was set: its flag (e.g. "--batch_size"), "config file PATH", or
+        None (src/utils/run_settings.py refuses a given value that contradicts a run)."""
+        if key in self.given_keys():
+            return f"--{getattr(self, '_flag_names', {}).get(key, key)}"
+        return f"config file {self.config_path}" if key in getattr(self, "_config_file_keys", ()) else None
+
     def save(self, path: str) -> None:
         """Write the resolved settings as YAML that `--config_path` accepts, e.g. next to checkpoints.
         The user-info of URLs (user:password@) is redacted: the file is readable by others."""
@@ -210,8 +217,9 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
     pre.add_argument("--config_path", default=None)
     known, _ = pre.parse_known_args(argv)
     values = dict(defaults)
+    from_file = read_yaml(known.config_path) if known.config_path else {}
     if known.config_path:
-        values = _merge(values, read_yaml(known.config_path), defaults, f"config file {known.config_path}")
+        values = _merge(values, from_file, defaults, f"config file {known.config_path}")
 
     parser = _parser(description, values, script, {**ALIASES, **LEGACY_ALIASES.get(script, {}),
                                                    **(flag_aliases or {})})
@@ -231,6 +239,8 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
     values["config_path"] = known.config_path
     cfg = Config(**values)
     cfg._given = frozenset(key for key in given if not key.startswith("--"))
+    cfg._config_file_keys = frozenset(ALIASES.get(key, key) for key in from_file)
+    cfg._flag_names = {key: flag for flag, key in (flag_aliases or {}).items()}
     return cfg
 
 
