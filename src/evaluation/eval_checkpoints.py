@@ -32,11 +32,14 @@ class Target:
 class Outcome:
     """The result of one checkpoint: metrics, the error that stopped it, or the twin it was not evaluated for."""
     path: str
-    name: str = ""
     result: EvalResult | None = None
     error: str | None = None
     weights: str = "trained"  # "EMA" when the EMA weights were evaluated (--use_ema, or an EMA best.ckpt)
+    name: str = ""  # as listed (`Target.name`); the file name by default
     same_as: str | None = None
+
+    def __post_init__(self):
+        self.name = self.name or os.path.basename(self.path)
 
 
 def find_targets(path: str | None, use_ema: bool = False) -> list[Target]:
@@ -148,7 +151,7 @@ class CheckpointEvaluator:
             path, name, weights = target.path, target.name, "exported"
             if target.same_as in evaluated:
                 print(f"{name}: the weights of {os.path.basename(target.same_as)}, not evaluated again", flush=True)
-                outcomes.append(Outcome(path, name, same_as=target.same_as))
+                outcomes.append(Outcome(path, name=name, same_as=target.same_as))
                 continue
             try:
                 if path.endswith(".mindir"):
@@ -160,13 +163,13 @@ class CheckpointEvaluator:
                 if stop_on_error:
                     raise
                 print(f"error: {err}", flush=True)
-                outcomes.append(Outcome(path, name, error=str(err)))
+                outcomes.append(Outcome(path, error=str(err), name=name))
                 continue
             evaluated.add(path)
             print(f"{name}: top1 {result.top1:.2%} | top5 {result.top5:.2%} | "
                   f"loss {result.loss:.4f} | {result.images} images | {weights} weights", flush=True)
             print(original_result_line(path, result), flush=True)
-            outcomes.append(Outcome(path, name, result=result, weights=weights))
+            outcomes.append(Outcome(path, result, weights=weights, name=name))
         return outcomes
 
 

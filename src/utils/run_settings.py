@@ -22,10 +22,15 @@ NETWORK_KEYS = ("arch", "stem_type", "class_num", "image_size")
 
 @dataclass
 class RunSettings:
-    """Settings read from `source` (a file), and whether the run has EMA weights (None: unknown)."""
+    """Settings read from `source` (a file), and whether the run has EMA weights (None: unknown).
+
+    `of_a_run`: False for a MINDIR's shapes, which are facts of a built network, not settings to range-check
+    against the config (its image size need not suit the configured stem).
+    """
     values: dict[str, Any]
     source: str
     has_ema: bool | None = None
+    of_a_run: bool = True
 
 
 def _from_config_yaml(path: str) -> RunSettings:
@@ -48,7 +53,8 @@ def _from_mindir(path: str, keys: tuple[str, ...]) -> RunSettings:
     values = {"image_size": image_size, "export_batch_size": batch}
     if (classes := mindir_class_count(path)) is not None:
         values["class_num"] = classes
-    return RunSettings({key: value for key, value in values.items() if key in keys}, f"the shapes of {path}")
+    return RunSettings({key: value for key, value in values.items() if key in keys}, f"the shapes of {path}",
+                       of_a_run=False)
 
 
 def read_run_settings(path: str | None, keys: tuple[str, ...] = NETWORK_KEYS) -> RunSettings | None:
@@ -100,9 +106,9 @@ def follow_run(cfg: Config, path: str | None, keys: tuple[str, ...] = NETWORK_KE
             given = f"{where} {ours}" if where.startswith("--") else f"{key} {ours} in {where}"
             raise UserError(f"{given} contradicts {settings.source}, which holds {key} {value}; drop it, or pass "
                             f"a run or file with {key} {ours}")
-    candidate = {**cfg.to_dict(), **settings.values}
     try:
-        validate(candidate)
+        if settings.of_a_run:
+            validate({**cfg.to_dict(), **settings.values})
     except UserError as err:
         raise UserError(f"{settings.source} holds a setting this version refuses ({err})") from err
     for key, value in settings.values.items():

@@ -6,11 +6,11 @@ import pytest
 from mindspore import nn
 
 import export
-from src.evaluation.eval_checkpoints import CheckpointEvaluator
 from src.utils.config import load_config
 from src.utils.checkpoint_file import assign_parameters, load_checkpoint_file, match_network
 from src.utils.errors import UserError
 from src.utils.mindir import mindir_input_shape
+from src.utils.run_settings import follow_run
 from src.sknet50 import create_model
 from tests.helpers.infer import TINY_FLAGS, save_tiny_checkpoint
 
@@ -81,10 +81,13 @@ def test_export_refuses_with_a_one_line_error(tiny_ckpt, tmp_path, flags, match)
 
 
 
-def test_eval_refuses_a_mindir_of_another_image_size(tiny_ckpt, tmp_path):
+def test_eval_takes_the_mindirs_image_size_and_refuses_a_flag_that_contradicts_it(tiny_ckpt, tmp_path):
     export.main(["--ckpt_file", tiny_ckpt, "--file_name", str(tmp_path / "small"), *TINY_FLAGS[:-4],
                  "--image_size", "16", "--device_target", "CPU"])
+    cfg = load_config(["--checkpoint_path", str(tmp_path / "small.mindir")])
+    follow_run(cfg, cfg.checkpoint_path)
+    assert cfg.image_size == 16
     cfg = load_config([*TINY_FLAGS, "--checkpoint_path", str(tmp_path / "small.mindir")])
-    with pytest.raises(UserError, match=r"small.mindir takes 16x16 images but --image_size is 32; "
-                                        r"pass --image_size 16"):
-        CheckpointEvaluator(cfg, None).evaluate_mindir(str(tmp_path / "small.mindir"))
+    with pytest.raises(UserError, match=r"^--image_size 32 contradicts the shapes of .*small.mindir, which holds "
+                                        r"image_size 16"):
+        follow_run(cfg, cfg.checkpoint_path)
