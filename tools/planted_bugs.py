@@ -41,6 +41,10 @@ INFERENCE_ONEDNN_TESTS = ("tests/unit/test_inference_form.py", "-k", "onednn")
 POINTWISE_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "matches_native and 1x1")
 BATCHNORM_TESTS = ("tests/unit/test_cpu_batchnorm.py",)
 ONEDNN_TRAIN_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "copies_no_weights")
+RUN_SETTINGS_TESTS = ("tests/unit/test_run_settings.py",)
+FOLLOW_TESTS = ("tests/e2e/test_follow_the_run.py",)
+EXPORT_CHECK_TESTS = ("tests/unit/test_export_check.py",)
+EVAL_FOLDER_TESTS = ("tests/unit/test_eval_folder.py",)
 
 BUGS = [
     # --- the nine of issue 17 ---
@@ -274,4 +278,28 @@ BUGS = [
         "from src.utils.device import resolve_device_target\n",
         "from src.utils.device import available_device_targets, resolve_device_target\n"
         "AVAILABLE = available_device_targets()\n", ("tests/e2e/test_cli_help.py",)),
+    # --- eval, export and preprocess follow the run; export's relative check; a run folder's best.ckpt ---
+    Bug("a flag that contradicts the run is silently overridden", "src/utils/run_settings.py",
+        "if key in cfg.given and getattr(cfg, key) != value:", "if False:", RUN_SETTINGS_TESTS),
+    Bug("load_config does not count --config_path keys as given", "src/utils/config.py",
+        'given.update({ALIASES.get(key, key): f"config file {known.config_path}" for key in from_file})', "pass",
+        RUN_SETTINGS_TESTS),
+    Bug("eval.py does not follow the run", EVAL, "    follow_run(cfg, cfg.checkpoint_path)\n", "",
+        FOLLOW_TESTS + ("-k", "mindirs_size or run_folder")),
+    Bug("export.py does not follow the checkpoint", "export.py", "    follow_run(cfg, cfg.ckpt_file)\n", "",
+        FOLLOW_TESTS + ("-k", "mindirs_size or contradicts")),
+    Bug("preprocess.py does not follow --checkpoint_path", "preprocess.py",
+        'follow_run(cfg, cfg.checkpoint_path, ("class_num", "image_size"))', "pass", FOLLOW_TESTS + ("-k", "preprocess")),
+    Bug("export's check is absolute again", "export.py", "limit = max(tolerance * scale, ",
+        "limit = max(tolerance, ", EXPORT_CHECK_TESTS),
+    Bug("export's check ignores the network's rounding sensitivity", "export.py",
+        "ROUNDING_MARGIN * sensitivity)", "0.0)", EXPORT_CHECK_TESTS),
+    Bug("export's check lets a NaN difference through", "export.py", "if not difference <= limit:",
+        "if difference > limit:", EXPORT_CHECK_TESTS),
+    Bug("a folder lists best.ckpt first", EVAL, "return targets[:position] + [Target(best, name, twin)] + targets[position:]",
+        "return [Target(best, name, twin)] + targets", EVAL_FOLDER_TESTS),
+    Bug("a folder evaluates best.ckpt again after its epoch checkpoint", EVAL, "if target.same_as in evaluated:",
+        "if False:", EVAL_FOLDER_TESTS),
+    Bug("an EMA best.ckpt counts as the twin of its epoch's trained weights", EVAL,
+        "\n                and weights_kind(record, use_ema) == weights_kind(meta, use_ema)", "", EVAL_FOLDER_TESTS),
 ]
