@@ -281,6 +281,8 @@ BUGS = [
     # --- eval, export and preprocess follow the run; export's relative check; a run folder's best.ckpt ---
     Bug("a flag that contradicts the run is silently overridden", "src/utils/run_settings.py",
         "if key in cfg.given and getattr(cfg, key) != value:", "if False:", RUN_SETTINGS_TESTS),
+    Bug("--use_ema on a run without EMA is not refused up front", "src/utils/run_settings.py",
+        "if cfg.use_ema and settings.has_ema is False:", "if False:", RUN_SETTINGS_TESTS),
     Bug("load_config does not count --config_path keys as given", "src/utils/config.py",
         'given.update({ALIASES.get(key, key): f"config file {known.config_path}" for key in from_file})', "pass",
         RUN_SETTINGS_TESTS),

@@ -111,6 +111,9 @@ def follow_run(cfg: Config, path: str | None, keys: tuple[str, ...] = NETWORK_KE
             validate({**cfg.to_dict(), **settings.values})
     except UserError as err:
         raise UserError(f"{settings.source} holds a setting this version refuses ({err})") from err
+    if cfg.use_ema and settings.has_ema is False:
+        raise UserError(f"--use_ema true, but the run of {settings.source} was trained without --ema_decay, so "
+                        "its checkpoints hold no EMA weights; drop --use_ema")
     for key, value in settings.values.items():
         setattr(cfg, key, value)
     shown = ", ".join(f"{key} {value}" for key, value in settings.values.items())

@@ -85,3 +85,11 @@ def test_a_run_setting_is_checked_like_a_flag(tmp_path):
     run = a_run(tmp_path / "run", config={**TINY_RUN, "image_size": 0})
     with pytest.raises(UserError, match=r"config.yaml holds a setting this version refuses \(--image_size must be"):
         follow_run(load_config([]), str(run))
+
+
+def test_use_ema_on_a_run_without_ema_is_refused_before_any_checkpoint_is_read(tmp_path):
+    run = a_run(tmp_path / "run", ema_decay=0.0)
+    with pytest.raises(UserError, match=r"^--use_ema true, but the run of .*config.yaml was trained without "
+                                        r"--ema_decay, so its checkpoints hold no EMA weights; drop --use_ema$"):
+        follow_run(load_config(["--use_ema", "true"]), str(run))
+    follow_run(load_config(["--use_ema", "true"]), str(a_run(tmp_path / "ema", ema_decay=0.99)))
