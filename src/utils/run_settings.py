@@ -90,7 +90,8 @@ def read_run_settings(path: str | None, keys: tuple[str, ...] = NETWORK_KEYS) ->
 def follow_run(cfg: Config, path: str | None, keys: tuple[str, ...] = NETWORK_KEYS) -> RunSettings | None:
     """Set `keys` of `cfg` from what `path` carries (see `read_run_settings`) and print one line saying so.
 
-    A key given explicitly (`cfg.given`) with another value is a `UserError` naming both values.
+    A key given explicitly (a flag or --config_path: `cfg.given_by`) with another value is a `UserError` naming
+    both values.
     """
     if path and not os.path.exists(path):
         raise UserError(f"{path} does not exist; pass a run folder, a checkpoint or a MINDIR that exists")
@@ -101,8 +102,8 @@ def follow_run(cfg: Config, path: str | None, keys: tuple[str, ...] = NETWORK_KE
         print(f"settings: {shown} (from the defaults and flags{why})", flush=True)
         return None
     for key, value in settings.values.items():
-        if key in cfg.given and getattr(cfg, key) != value:
-            where, ours = cfg.given[key], getattr(cfg, key)
+        where, ours = cfg.given_by(key), getattr(cfg, key)
+        if where and ours != value:
             given = f"{where} {ours}" if where.startswith("--") else f"{key} {ours} in {where}"
             raise UserError(f"{given} contradicts {settings.source}, which holds {key} {value}; drop it, or pass "
                             f"a run or file with {key} {ours}")
