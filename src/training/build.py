@@ -111,7 +111,8 @@ def plan_learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, state
                      f"only rises towards --lr_max and never decays to --lr_end; pass a --warmup_epochs below "
                      f"{cfg.epoch_size} (e.g. {cfg.epoch_size / 5:g}) for a schedule that decays")
     full = learning_rates(cfg, rank_size, steps_per_epoch, 0)
-    if state.images_seen is None:  # an older sidecar: the step index, as train.py did before
+    older = state.images_seen is None
+    if older:  # an older sidecar: the step index, as train.py did before
         start = state.global_step
         notes.append(f"resume: {source} does not record the images seen (an older train.py wrote it); the LR "
                      f"schedule continues at step {start}, which is right only with the run's --batch_size, device "
@@ -120,9 +121,12 @@ def plan_learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, state
     else:
         start = state.images_seen // images_per_step  # whole steps: never ahead of the images seen
     if start >= len(full):
-        raise UserError(f"--resume {source} has seen {state.images_seen} images, past the end of the new LR schedule "
-                        f"({cfg.epoch_size} epochs of {steps_per_epoch} steps of {images_per_step} images); raise "
-                        f"--epoch_size to at least {start // steps_per_epoch + 1}")
+        where = (f"is at step {start} (its sidecar does not record the images seen, so the position is the step "
+                 "index)" if older else f"has seen {state.images_seen} images")
+        raise UserError(f"--resume {source} {where}, past the end of the new LR schedule ({cfg.epoch_size} epochs of "
+                        f"{steps_per_epoch} steps of {images_per_step} images); raise --epoch_size to at least "
+                        f"{start // steps_per_epoch + 1}" + (", or resume with the run's --batch_size and device count"
+                                                             if older else ""))
     run_steps = (cfg.epoch_size - state.epoch) * steps_per_epoch - state.step_in_epoch
     lr = full[start:]
     if len(lr) < run_steps:

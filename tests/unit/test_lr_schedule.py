@@ -191,3 +191,12 @@ def test_an_older_sidecar_keeps_the_step_index_and_says_so():
                           "schedule continues at step 10, which is right only with the run's --batch_size, device "
                           "count and data"]
     assert state.images_seen == 80  # counted on from here
+
+
+def test_an_older_sidecar_past_the_end_of_the_new_schedule_is_a_one_line_error_that_says_why():
+    with pytest.raises(UserError, match=r"^--resume old.ckpt is at step 20 \(its sidecar does not record the images "
+                                        r"seen, so the position is the step index\), past the end of the new LR schedule "
+                                        r"\(3 epochs of 5 steps of 16 images\); raise --epoch_size to at least 5, or "
+                                        r"resume with the run's --batch_size and device count$"):
+        plan_learning_rates(_cfg("--batch_size", "16"), 1, 5, RunState(epoch=2, global_step=20, images_seen=None),
+                            {"epoch": 2, "global_step": 20}, "old.ckpt")
