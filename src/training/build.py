@@ -11,6 +11,7 @@ from src.convert_timm import convert_timm_state, load_safetensors
 from src.data.download import download_for_training
 from src.data.pipeline import create_dataset
 from src.sknet50 import SKNet, create_model
+from src.training.checkpoint_manager import RunState
 from src.training.lr_schedule import get_lr
 from src.training.train_step import optimizer_loss_scale
 from src.utils.checkpoint_file import assign_parameters, load_weights
@@ -94,9 +95,9 @@ class Schedule:
     notes: list[str]
 
 
-def plan_learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, state: Any,
+def plan_learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, state: RunState,
                         saved: dict[str, Any] | None = None, source: str = "") -> Schedule:
-    """The schedule of these flags (`learning_rates`), entered where `state` (a `RunState`) stands.
+    """The schedule of these flags (`learning_rates`), entered where `state` stands.
 
     The position is the images seen (`state.images_seen`) over this run's global batch, so a resume with
     another --batch_size or device count continues at the same point of training, and one with another
@@ -136,7 +137,7 @@ def plan_learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, state
     return Schedule(lr, notes)
 
 
-def _schedule_changes(cfg: Config, rank_size: int, steps_per_epoch: int, state: Any, saved: dict[str, Any],
+def _schedule_changes(cfg: Config, rank_size: int, steps_per_epoch: int, state: RunState, saved: dict[str, Any],
                       source: str, start: int, total: int, lr: np.ndarray) -> list[str]:
     """The line that says how a resume changes the LR schedule (none when it does not)."""
     changed = [f"{name} {saved[key]} -> {now}" for name, key, now in (

@@ -67,7 +67,7 @@ class Trainer:
         self.net = build_network(cfg, place.device_target)
         state, moments, resumed_from = self._starting_point()
         schedule = plan_learning_rates(cfg, place.rank_size, self.steps_per_epoch, state,
-                                       self.checkpoints.resumed_meta if resumed_from else None, resumed_from)
+                                       self.checkpoints.resumed_meta, resumed_from or "")
         lr, self.checkpoints.device_num = schedule.lr, place.rank_size
         for note in schedule.notes:
             self.say(note)

@@ -131,8 +131,8 @@ def test_a_resume_with_another_batch_size_continues_at_the_images_seen(batch):
     new = learning_rates(cfg, 1, steps, 0)
     np.testing.assert_array_equal(plan.lr, new[2 * steps:])
     assert plan.notes == [f"resume: the LR schedule changes (--batch_size 8 -> {batch}, steps per epoch 10 -> "
-                          f"{steps}); it continues by the 160 images seen at step {2 * steps} of {3 * steps}, and the LR goes "
-                          f"from {old[20]:.6g} to {new[2 * steps]:.6g}"]
+                          f"{steps}); it continues by the 160 images seen at step {2 * steps} of {3 * steps}, and the "
+                          f"LR goes from {old[20]:.6g} to {new[2 * steps]:.6g}"]
     assert state.global_step == 20  # the step count runs on: checkpoints stay ordered
 
 
@@ -195,8 +195,8 @@ def test_an_older_sidecar_keeps_the_step_index_and_says_so():
 
 def test_an_older_sidecar_past_the_end_of_the_new_schedule_is_a_one_line_error_that_says_why():
     with pytest.raises(UserError, match=r"^--resume old.ckpt is at step 20 \(its sidecar does not record the images "
-                                        r"seen, so the position is the step index\), past the end of the new LR schedule "
-                                        r"\(3 epochs of 5 steps of 16 images\); raise --epoch_size to at least 5, or "
+                                        r"seen, so the position is the step index\), past the end of the new LR "
+                                        r"schedule \(3 epochs of 5 steps of 16 images\); raise --epoch_size to at least 5, or "
                                         r"resume with the run's --batch_size and device count$"):
         plan_learning_rates(_cfg("--batch_size", "16"), 1, 5, RunState(epoch=2, global_step=20, images_seen=None),
                             {"epoch": 2, "global_step": 20}, "old.ckpt")
