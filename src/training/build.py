@@ -1,5 +1,6 @@
 """What a training run is built from: its data, network, starting weights, LR schedule and optimizer."""
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import mindspore as ms
@@ -10,6 +11,7 @@ from src.convert_timm import convert_timm_state, load_safetensors
 from src.data.download import download_for_training
 from src.data.pipeline import create_dataset
 from src.sknet50 import SKNet, create_model
+from src.training.checkpoint_manager import RunState
 from src.training.lr_schedule import get_lr
 from src.training.train_step import optimizer_loss_scale
 from src.utils.checkpoint_file import assign_parameters, load_weights
@@ -84,6 +86,81 @@ def learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, start_step
     scale = rank_size if cfg.lr_scale_with_devices else 1
     return get_lr(cfg.lr_init * scale, cfg.lr_end * scale, cfg.lr_max * scale, cfg.warmup_epochs,
                   cfg.epoch_size, steps_per_epoch, cfg.lr_decay_mode, start_step=start_step)
+
+
+@dataclass
+class Schedule:
+    """The LR of each optimizer step this run takes (from its first), and the lines that explain it."""
+    lr: np.ndarray
+    notes: list[str]
+
+
+def plan_learning_rates(cfg: Config, rank_size: int, steps_per_epoch: int, state: RunState,
+                        saved: dict[str, Any] | None = None, source: str = "") -> Schedule:
+    """The schedule of these flags (`learning_rates`), entered where `state` stands.
+
+    The position is the images seen (`state.images_seen`) over this run's global batch, so a resume with
+    another --batch_size or device count continues at the same point of training, and one with another
+    --epoch_size continues the new, longer or shorter schedule at the images seen. `saved` is the sidecar
+    of the checkpoint resumed (`source`): when the schedule changes, a line names the change and the LR's
+    jump. A sidecar from before `images_seen` was recorded keeps the step index, with a line saying so.
+    The few steps that partial batches can add past the schedule's end train at its last LR.
+    """
+    notes, images_per_step = [], cfg.batch_size * rank_size
+    if cfg.warmup_epochs >= cfg.epoch_size:
+        notes.append(f"warning: --warmup_epochs {cfg.warmup_epochs:g} covers all {cfg.epoch_size} epochs, so the LR "
+                     f"only rises towards --lr_max and never decays to --lr_end; pass a --warmup_epochs below "
+                     f"{cfg.epoch_size} (e.g. {cfg.epoch_size / 5:g}) for a schedule that decays")
+    full = learning_rates(cfg, rank_size, steps_per_epoch, 0)
+    older = state.images_seen is None
+    if older:  # an older sidecar: the step index, as train.py did before
+        start = state.global_step
+        notes.append(f"resume: {source} does not record the images seen (an older train.py wrote it); the LR "
+                     f"schedule continues at step {start}, which is right only with the run's --batch_size, device "
+                     "count and data")
+        state.images_seen = start * images_per_step
+    else:
+        start = state.images_seen // images_per_step  # whole steps: never ahead of the images seen
+    if start >= len(full):
+        where = (f"is at step {start} (its sidecar does not record the images seen, so the position is the step "
+                 "index)" if older else f"has seen {state.images_seen} images")
+        raise UserError(f"--resume {source} {where}, past the end of the new LR schedule ({cfg.epoch_size} epochs of "
+                        f"{steps_per_epoch} steps of {images_per_step} images); raise --epoch_size to at least "
+                        f"{start // steps_per_epoch + 1}" + (", or resume with the run's --batch_size and device count"
+                                                             if older else ""))
+    run_steps = (cfg.epoch_size - state.epoch) * steps_per_epoch - state.step_in_epoch
+    lr = full[start:]
+    if len(lr) < run_steps:
+        lr = np.concatenate([lr, np.full(run_steps - len(lr), full[-1], np.float32)])
+    if saved is not None:
+        notes += _schedule_changes(cfg, rank_size, steps_per_epoch, state, saved, source, start, len(full), lr)
+    return Schedule(lr, notes)
+
+
+def _schedule_changes(cfg: Config, rank_size: int, steps_per_epoch: int, state: RunState, saved: dict[str, Any],
+                      source: str, start: int, total: int, lr: np.ndarray) -> list[str]:
+    """The line that says how a resume changes the LR schedule (none when it does not)."""
+    changed = [f"{name} {saved[key]} -> {now}" for name, key, now in (
+        ("--batch_size", "batch_size", cfg.batch_size), ("devices", "device_num", rank_size),
+        ("--epoch_size", "epoch_size", cfg.epoch_size), ("steps per epoch", "steps_per_epoch", steps_per_epoch))
+        if saved.get(key) is not None and saved[key] != now]
+    if state.step_in_epoch and any(c.startswith(("--batch_size", "devices")) for c in changed):
+        raise UserError(f"--resume {source} was saved inside an epoch with --batch_size {saved['batch_size']} on "
+                        f"{saved['device_num']} device(s), whose data position another batch cannot continue; "
+                        "resume with those, or from a checkpoint saved at the end of an epoch")
+    before = saved.get("next_lr")
+    jumps = isinstance(before, float) and not np.isclose(before, lr[0], rtol=1e-5, atol=1e-9)
+    if not changed and not jumps:
+        return []
+    why = ", ".join(changed) or "another LR setting"
+    jump = f"the LR goes from {before:.6g} to {lr[0]:.6g}" if isinstance(before, float) else f"the LR is {lr[0]:.6g}"
+    line = (f"resume: the LR schedule changes ({why}); it continues by the {state.images_seen} images seen at "
+            f"step {start} of {total}, and {jump}")
+    extra = start + len(lr) - total
+    if extra > 0:
+        line += f"; the last {extra} steps (partial batches) keep its last LR" if extra > 1 else \
+            "; the last step (partial batches) keeps its last LR"
+    return [line]
 
 
 def split_weight_decay(params: list, weight_decay: float) -> list[dict[str, Any]]:

@@ -28,9 +28,12 @@ BEST_NAME = "best.ckpt"
 class RunState:
     """Where training stands; saved in every checkpoint's sidecar."""
     epoch: int = 0          # epochs completed
-    global_step: int = 0    # optimizer steps completed (the LR schedule's position)
+    global_step: int = 0    # optimizer steps completed, over every resume
     step_in_epoch: int = 0  # steps done in the unfinished epoch epoch+1 (a checkpoint saved on a signal)
     best_top1: float | None = None
+    # images of the applied steps, over every resume: the LR schedule's position (src.training.build.
+    # plan_learning_rates); None when resumed from an older sidecar that lacks it
+    images_seen: int | None = 0
 
 
 class CheckpointManager:
@@ -42,12 +45,17 @@ class CheckpointManager:
         self.amp_level = amp_level
         self.loss_scale = 0.0    # the trainer keeps it current; saved with every checkpoint
         self.last: str | None = None  # the newest training checkpoint of this run (or the one resumed)
+        self.device_num = 1      # the trainer sets it; saved with every checkpoint for a resume's LR position
+        self.next_lr: float | None = None  # the LR of the next step; the trainer keeps it current
+        self.resumed_meta: dict[str, Any] | None = None  # the sidecar of the checkpoint resumed
 
     def _metadata(self, state: RunState, **extra) -> dict[str, Any]:
         cfg = self.cfg
         return {"epoch": state.epoch, "global_step": state.global_step, "loss_scale": self.loss_scale,
                 "amp_level": self.amp_level, "arch": cfg.arch, "stem_type": cfg.stem_type,
-                "class_num": cfg.class_num, "image_size": cfg.image_size, "best_top1": state.best_top1, **extra}
+                "class_num": cfg.class_num, "image_size": cfg.image_size, "best_top1": state.best_top1,
+                "images_seen": state.images_seen, "batch_size": cfg.batch_size, "device_num": self.device_num,
+                "epoch_size": cfg.epoch_size, "next_lr": self.next_lr, **extra}
 
     def save(self, net: nn.Cell, optimizer: nn.Optimizer, state: RunState, steps_per_epoch: int,
              extra_entries: list[dict] | None = None) -> str:
@@ -110,7 +118,8 @@ class CheckpointManager:
             raise UserError(f"--resume {path} is not a training checkpoint written by train.py (no integrity "
                             "record with the training state); use --pre_trained to start from its weights")
         state = RunState(epoch=int(meta["epoch"]), global_step=int(meta["global_step"]),
-                         step_in_epoch=int(meta.get("step_in_epoch", 0)), best_top1=meta.get("best_top1"))
+                         step_in_epoch=int(meta.get("step_in_epoch", 0)), best_top1=meta.get("best_top1"),
+                         images_seen=meta["images_seen"] if isinstance(meta.get("images_seen"), int) else None)
         if state.epoch >= self.cfg.epoch_size:
             raise UserError(f"--resume {path} already finished epoch {state.epoch} of --epoch_size "
                             f"{self.cfg.epoch_size}; raise --epoch_size to train longer")
@@ -121,7 +130,7 @@ class CheckpointManager:
                             "--batch_size and data, or from a checkpoint saved at the end of an epoch")
         if meta.get("amp_level") == self.amp_level and meta.get("loss_scale"):
             self.loss_scale = float(meta["loss_scale"])
-        self.last = path
+        self.last, self.resumed_meta = path, meta
         return state, {name: value for name, value in rest.items() if name.startswith((MOMENT_PREFIX, EMA_PREFIX))}
 
     @staticmethod

@@ -18,7 +18,13 @@ def format_duration(seconds: float) -> str:
 
 
 class TrainLog:
-    """Prints the progress of a run. `images_per_step` counts all ranks (the global batch)."""
+    """Prints the progress of a run. `images_per_step` counts all ranks (the global batch).
+
+    Speeds and ETAs count the training steps only: the first sink of the run (which includes the graph
+    compile) is timed apart and reported once, and the time between epochs (evaluation, saving) is not
+    a step's. A progress line reads
+    `epoch 2/90 step 40/390 | loss 1.2345 | lr 0.099000 | 480.0 img/s | 66.7 ms/step | ETA 0:23 epoch, 39:10 run`.
+    """
 
     def __init__(self, total_epochs: int, steps_per_epoch: int, images_per_step: int, log_interval: int,
                  prefix: str = ""):
@@ -28,38 +34,88 @@ class TrainLog:
         self.log_interval = log_interval
         self.prefix = prefix
         self.epoch_seconds: list[float] = []
-        self._epoch_start = self._interval_start = time.perf_counter()
-        self._steps_since_line = 0
+        self.first_sink: tuple[int, float] | None = None  # (steps, seconds) of the run's first sink, with the compile
+        self._timed = [0, 0.0]  # steps and seconds of the run after its first sink: the step time of the ETAs
+        self._epoch_start = self._mark = time.perf_counter()
+        self._line = [0, 0.0]   # timed steps and seconds since the last progress line
+        self._epoch_timed = [0, 0.0]
+        self._compile_told = False  # the first progress line says what the first sink took
 
     def start_epoch(self) -> None:
-        self._epoch_start = self._interval_start = time.perf_counter()
-        self._steps_since_line = 0
+        self._epoch_start = self._mark = time.perf_counter()
+        self._line, self._epoch_timed = [0, 0.0], [0, 0.0]
+
+    def step_seconds(self) -> float | None:
+        """The mean time of a step after the first sink, or None before any was timed."""
+        return self._timed[1] / self._timed[0] if self._timed[0] else None
+
+    def compile_seconds(self) -> float | None:
+        """The first sink's time beyond what its steps take at the timed rate: the graph compile."""
+        step = self.step_seconds()
+        if self.first_sink is None or step is None:
+            return None
+        return max(self.first_sink[1] - self.first_sink[0] * step, 0.0)
 
     def steps(self, epoch: int, step_in_epoch: int, steps: int, loss: float, lr: float) -> None:
         """After `steps` more steps ending at `step_in_epoch` (a sink): a progress line when they reach or
         cross a multiple of `log_interval` inside an epoch (not at its last step)."""
-        self._steps_since_line += steps
+        now = time.perf_counter()
+        seconds, self._mark = now - self._mark, now
+        if self.first_sink is None:
+            self.first_sink = (steps, seconds)
+        else:
+            for counter in (self._timed, self._line, self._epoch_timed):
+                counter[0] += steps
+                counter[1] += seconds
         interval = self.log_interval
         if not interval or step_in_epoch == self.steps_per_epoch or \
                 step_in_epoch // interval == (step_in_epoch - steps) // interval:
             return
-        now = time.perf_counter()
-        speed = self._steps_since_line * self.images_per_step / max(now - self._interval_start, 1e-9)
-        self._interval_start, self._steps_since_line = now, 0
-        print(f"{self.prefix}epoch {epoch}/{self.total_epochs} step {step_in_epoch}/{self.steps_per_epoch} "
-              f"| loss {loss:.4f} | lr {lr:.6f} | {speed:.1f} img/s", flush=True)
+        fields = [f"epoch {epoch}/{self.total_epochs} step {step_in_epoch}/{self.steps_per_epoch}",
+                  f"loss {loss:.4f}", f"lr {lr:.6f}"]
+        if self._line[0]:
+            fields += self._speed(*self._line)
+            fields.append(f"ETA {format_duration(self._eta_epoch(step_in_epoch))} epoch, "
+                          f"{format_duration(self._eta_run(epoch, step_in_epoch))} run")
+        if not self._compile_told:  # the run's first line: its first sink is not in the speed
+            self._compile_told = True
+            fields.append(f"compile+{self.first_sink[0]} step{'s' if self.first_sink[0] > 1 else ''} "
+                          f"{self.first_sink[1]:.1f} s")
+        self._line = [0, 0.0]
+        print(self.prefix + " | ".join(fields), flush=True)
+
+    def _speed(self, steps: int, seconds: float) -> list[str]:
+        seconds = max(seconds, 1e-9)
+        return [f"{steps * self.images_per_step / seconds:.1f} img/s", f"{1000.0 * seconds / steps:.1f} ms/step"]
+
+    def _eta_epoch(self, step_in_epoch: int) -> float:
+        return (self.steps_per_epoch - step_in_epoch) * (self.step_seconds() or 0.0)
+
+    def _eta_run(self, epoch: int, step_in_epoch: int) -> float:
+        return self._eta_epoch(step_in_epoch) + (self.total_epochs - epoch) * self._typical_epoch()
+
+    def _typical_epoch(self) -> float:
+        """A whole epoch's wall time (with evaluation and saving): the mean of the finished ones after the
+        first, else the first without its compile, else the epoch's steps at the timed rate."""
+        if len(self.epoch_seconds) > 1:
+            return sum(self.epoch_seconds[1:]) / (len(self.epoch_seconds) - 1)
+        if self.epoch_seconds:
+            return max(self.epoch_seconds[0] - (self.compile_seconds() or 0.0), 0.0)
+        return self.steps_per_epoch * (self.step_seconds() or 0.0)
 
     def end_epoch(self, epoch: int, loss: float, lr: float, eval_text: str = "") -> float:
-        """Print the epoch line; return the epoch's wall time in seconds."""
+        """Print the epoch line; return the epoch's wall time in seconds (with the compile and evaluation).
+        Its img/s and ms/step are those of the epoch's timed steps (all of them if none was timed)."""
         seconds = time.perf_counter() - self._epoch_start
         self.epoch_seconds.append(seconds)
-        # The first epoch includes graph compilation, so the ETA uses the later ones when it can.
-        typical = self.epoch_seconds[1:] or self.epoch_seconds
-        eta = sum(typical) / len(typical) * (self.total_epochs - epoch)
-        speed = self.steps_per_epoch * self.images_per_step / max(seconds, 1e-9)
-        print(f"{self.prefix}epoch {epoch}/{self.total_epochs} | loss {loss:.4f} | lr {lr:.6f} | "
-              f"{speed:.1f} img/s | {format_duration(seconds)} | ETA {format_duration(eta)}"
-              + (f" | {eval_text}" if eval_text else ""), flush=True)
+        if self._epoch_timed[0]:
+            speed = self._speed(*self._epoch_timed)
+        else:  # the epoch was one sink, the compile one: its whole time
+            speed = self._speed(*self.first_sink) if self.first_sink else []
+        eta = (self.total_epochs - epoch) * self._typical_epoch()
+        fields = [f"epoch {epoch}/{self.total_epochs}", f"loss {loss:.4f}", f"lr {lr:.6f}", *speed,
+                  format_duration(seconds), f"ETA {format_duration(eta)}"]
+        print(self.prefix + " | ".join(fields + ([eval_text] if eval_text else [])), flush=True)
         return seconds
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from src.evaluation.metrics import EvalResult, evaluate
 from src.evaluation.predict import Predictor, images_per_call
 from src.training.build import (build_datasets, build_network, build_optimizer, build_train_dataset,
-                                effective_loss_scale, learning_rates, load_pre_trained, output_folder)
+                                effective_loss_scale, load_pre_trained, output_folder, plan_learning_rates)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
 from src.training.ema import WeightsEMA
 from src.training.loss import CrossEntropySmooth
@@ -66,7 +66,11 @@ class Trainer:
         self.sink_size = resolve_sink_size(cfg.sink_size, place.device_target, self.steps_per_epoch)
         self.net = build_network(cfg, place.device_target)
         state, moments, resumed_from = self._starting_point()
-        lr = learning_rates(cfg, place.rank_size, self.steps_per_epoch, state.global_step)
+        schedule = plan_learning_rates(cfg, place.rank_size, self.steps_per_epoch, state,
+                                       self.checkpoints.resumed_meta, resumed_from or "")
+        lr, self.checkpoints.device_num = schedule.lr, place.rank_size
+        for note in schedule.notes:
+            self.say(note)
         self.optimizer = build_optimizer(cfg, self.net, lr, self.checkpoints.loss_scale, place.device_target)
         if resumed_from:
             self.checkpoints.restore_moments(self.optimizer, moments, resumed_from)
@@ -147,6 +151,8 @@ class Trainer:
                 loss_sum += totals.loss * totals.applied
             applied, overflowed = applied + totals.applied, overflowed + totals.skipped
             state.global_step += totals.applied
+            state.images_seen += totals.applied * self.log.images_per_step
+            self.checkpoints.next_lr = float(lr[min(applied, len(lr) - 1)])  # the schedule's position, saved
             state.step_in_epoch = last % self.steps_per_epoch
             self.checkpoints.loss_scale = totals.loss_scale
             self.log.steps(epoch, last, last - first + 1, totals.loss, step_lr)

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -44,9 +45,14 @@ def test_training_writes_checkpoints_logs_and_the_loss_drops(straight_run):
     assert sorted(os.listdir(out)) == sorted(["best.ckpt", "best.ckpt.json", "config.yaml", "metrics.csv", "metrics.png",
                                               f"sknet_tiny-1_{STEPS}.ckpt", f"sknet_tiny-1_{STEPS}.ckpt.json",
                                               f"sknet_tiny-2_{STEPS}.ckpt", f"sknet_tiny-2_{STEPS}.ckpt.json"])
-    epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch ") and "ETA" in line]
-    assert len(epoch_lines) == 2 and all("img/s" in line and "top1" in line for line in epoch_lines)
-    assert any(line.startswith(f"epoch 1/2 step 2/{STEPS}") for line in proc.stdout.splitlines())
+    epoch_lines = [line for line in proc.stdout.splitlines() if re.match(r"epoch \d+/2 \|", line)]
+    assert len(epoch_lines) == 2 and all(" ms/step | " in line and "ETA" in line and "top1" in line
+                                         for line in epoch_lines)
+    step_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch 1/2 step ")]
+    # step lines have the step time and both ETAs; the first one times step 1 (the compile) apart
+    speed = r"loss \S+ \| lr \S+ \| [\d.]+ img/s \| [\d.]+ ms/step \| ETA [\d:]+ epoch, [\d:]+ run"
+    assert re.fullmatch(rf"epoch 1/2 step 2/{STEPS} \| {speed} \| compile\+1 step [\d.]+ s", step_lines[0]), step_lines
+    assert re.fullmatch(rf"epoch 1/2 step 4/{STEPS} \| {speed}", step_lines[1]), step_lines
     rows = metrics(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2] and [int(r["step"]) for r in rows] == [STEPS, 2 * STEPS]
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])
