@@ -11,6 +11,7 @@ from mindspore import nn
 from src.layers.conv import ConvBNAct
 from src.layers.cpu_max_pool import CpuMaxPool2d
 from src.layers.selective_kernel import SelectiveKernelConv
+from src.layers.zero_pad_max_pool import ZeroPadMaxPool2d
 
 STEM_TYPES = ("imagenet", "cifar")
 
@@ -52,7 +53,7 @@ class Stem(ConvBNAct):
         super().__init__(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1, conv_impl=conv_impl,
                          fold_bn=fold_bn)
         self.stem_type = stem_type
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1) if imagenet else None
+        self.pool = ZeroPadMaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else None  # after the ReLU
         # the same pool for inference, 3.5x faster on the CPU (src.layers.cpu_max_pool); training keeps `pool`
         self.inference_pool = CpuMaxPool2d(3, 2, 1) if imagenet and conv_impl == "onednn" else None
 

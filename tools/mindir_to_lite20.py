@@ -29,14 +29,8 @@ CONSTANT_INPUTS_TO_ATTRIBUTES = {
     "Split": ("axis", "output_num"),
 }
 # Ops whose inputs are the same in both versions.
-UNCHANGED_OPS = {"Add", "Conv2D", "Depend", "Load", "MakeTuple", "Mul", "ReLU", "Reshape", "TupleGetItem",
-                 "UpdateState"}
-# Ops that Lite 2.0.0 lacks, and where they come from.
-MISSING_IN_LITE20 = {
-    "MaxPool3DWithArgmax": "the padded max-pool of stem_type imagenet (MindSpore 2.10 exports "
-                           "nn.MaxPool2d(pad_mode='pad') so); Lite 2.0.0 has no such op, so check the app on the "
-                           "CPU with a stem_type cifar export",
-}
+UNCHANGED_OPS = {"Add", "Conv2D", "Depend", "Load", "MakeTuple", "MaxPool", "Mul", "Pad", "ReLU", "Reshape",
+                 "TupleGetItem", "UpdateState"}
 # 2.10 passes data formats as an enum (mindspore.ops.auto_generate's Format); 2.0 kept the name.
 FORMAT_NAMES = {0: b"NCHW", 1: b"NHWC"}
 ATTR = mind_ir_pb2.AttributeProto
@@ -65,9 +59,6 @@ def rewrite(model) -> None:
     if model.functions:
         raise UserError("the MINDIR holds sub-graphs (functions); the rewrite handles one flat graph only")
     graph = model.graph
-    for node in graph.node:  # first, so that the reason is named rather than the first odd op next to it
-        if op_name(node) in MISSING_IN_LITE20:
-            raise UserError(f"op {op_name(node)} (node {node.name}) is {MISSING_IN_LITE20[op_name(node)]}")
     constants = {node.output[0] if node.output else node.name: node.attribute[0]
                  for node in graph.node if node.op_type == "Constant"}
     primitives = {primitive.name: primitive for primitive in model.primitives}

@@ -218,8 +218,10 @@ def test_run_infer_310_predicts_what_eval_py_predicts(app, tmp_path):
                                 [*TINY_FLAGS, "--checkpoint_path", ckpt], min_classes=4)
 
 
-def test_run_infer_310_runs_sknet50_like_eval_py(app, tmp_path):
-    """The full SKNet-50 (CIFAR stem, 32x32), untrained: eval.py on the same MINDIR is the reference."""
+@pytest.mark.parametrize("arch, stem_type, image_size", [("sknet50", "cifar", 32), ("sknet_tiny", "imagenet", 64)])
+def test_run_infer_310_runs_an_untrained_network_like_eval_py(app, tmp_path, arch, stem_type, image_size):
+    """The full SKNet-50 (CIFAR stem), and the ImageNet stem that export.py writes by default (its max-pool as
+    Pad + MaxPool, which Lite 2.0 has), untrained: eval.py on the same MINDIR is the reference."""
     # Images of one random colour each, plus noise: an untrained network's prediction follows the colour.
     rng = np.random.default_rng(0)
     images = np.clip(rng.integers(0, 256, (16, 1, 1, 3)) + rng.integers(-30, 30, (16, 32, 32, 3)), 0, 255)
@@ -227,14 +229,15 @@ def test_run_infer_310_runs_sknet50_like_eval_py(app, tmp_path):
     os.makedirs(data)
     write_cifar10_bin(os.path.join(data, EVAL_FILES[0]), images.astype(np.uint8), np.arange(16, dtype=np.uint8) % 10)
     # A small classifier scale keeps the logits near 1, where float32 kernels differ least.
-    net = random_network("sknet50", head_std=0.05)
+    net = random_network(arch, head_std=0.05, stem_type=stem_type)
     net.set_train(False)
     # ms.export alone (one graph compilation); export.py's own checks are covered by test_export.py.
-    ms.export(net, ms.Tensor(np.zeros((8, 3, 32, 32), np.float32)), file_name=str(tmp_path / "sknet50"),
+    mindir = str(tmp_path / arch)
+    ms.export(net, ms.Tensor(np.zeros((8, 3, image_size, image_size), np.float32)), file_name=mindir,
               file_format="MINDIR")
-    infer_and_compare_with_eval(tmp_path, str(tmp_path / "sknet50.mindir"), data,
-                                ["--arch", "sknet50", "--stem_type", "cifar", "--image_size", "32",
-                                 "--device_target", "CPU", "--checkpoint_path", str(tmp_path / "sknet50.mindir")],
+    infer_and_compare_with_eval(tmp_path, mindir + ".mindir", data,
+                                ["--arch", arch, "--stem_type", stem_type, "--image_size", str(image_size),
+                                 "--device_target", "CPU", "--checkpoint_path", mindir + ".mindir"],
                                 min_classes=2)
 
 

@@ -8,14 +8,14 @@ from src.sknet50 import create_model
 TINY_FLAGS = ["--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32", "--device_target", "CPU"]
 
 
-def random_network(arch: str, seed: int = 0, head_std: float | None = None):
-    """A randomly initialised `arch` (CIFAR stem, 10 classes) with non-trivial BN statistics.
+def random_network(arch: str, seed: int = 0, head_std: float | None = None, stem_type: str = "cifar"):
+    """A randomly initialised `arch` (the CIFAR stem unless told, 10 classes) with non-trivial BN statistics.
 
     With `head_std`, the classifier's weights are drawn with that std and its bias is zeroed, so that an
     untrained network's top-1 differs between images (otherwise the bias decides every prediction).
     """
     ms.set_seed(seed)
-    net = create_model(arch, 10, stem_type="cifar")
+    net = create_model(arch, 10, stem_type=stem_type)
     rng = np.random.default_rng(seed)
     for name, param in net.parameters_and_names():
         if name.endswith(("moving_mean", "moving_variance")):
