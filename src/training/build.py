@@ -13,7 +13,7 @@ from src.data.pipeline import create_dataset
 from src.sknet50 import SKNet, create_model
 from src.training.checkpoint_manager import RunState
 from src.training.lr_schedule import get_lr
-from src.training.train_step import optimizer_loss_scale
+from src.training.train_step import optimizer_loss_scale, resolve_loss_scale_type
 from src.utils.checkpoint_file import assign_parameters, load_weights
 from src.utils.config import Config
 from src.utils.device import Placement, resolve_conv_impl
@@ -181,4 +181,5 @@ def build_optimizer(cfg: Config, net: nn.Cell, lr: np.ndarray, loss_scale: float
 def effective_loss_scale(cfg: Config, amp_level: str) -> float:
     """The loss scale to start with: the configured one with mixed precision or a dynamic scale (which
     adapts itself), 1 for a fixed scale in plain fp32."""
-    return float(cfg.loss_scale) if amp_level != "O0" or cfg.loss_scale_type == "dynamic" else 1.0
+    dynamic = resolve_loss_scale_type(cfg.loss_scale_type, cfg.device_target) == "dynamic"
+    return float(cfg.loss_scale) if amp_level != "O0" or dynamic else 1.0

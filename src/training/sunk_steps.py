@@ -20,7 +20,10 @@ from src.training.ema import WeightsEMA
 from src.training.train_step import TrainingDiverged, TrainStep, advice
 
 # The accumulators, one float32 vector so that one read brings them all back (counts are exact to 2^24).
-LOSS_SUM, APPLIED, SKIPPED, NONFINITE, SCALE = range(5)
+# The first COUNTERS add up and are zeroed at each read; SKIP_RUN (overflowing steps in a row) and SCALE
+# (the scale after the last step, i.e. before the next) carry over from sink to sink.
+LOSS_SUM, APPLIED, SKIPPED, NONFINITE, AT_FLOOR, LONGEST_RUN, SKIP_RUN, SCALE = range(8)
+COUNTERS = AT_FLOOR + 1
 
 
 @dataclass
@@ -31,7 +34,8 @@ class SinkTotals:
     skipped: int        # steps whose gradients overflowed (not applied)
     nonfinite: int      # applied steps with a NaN/inf loss: the weights are broken
     loss_scale: float   # the scale after the last step
-    fixed_scale: bool   # an overflow cannot be cured by a smaller scale: it stops the run
+    at_floor: int = 0   # skipped steps that overflowed at a dynamic scale of 1: no smaller scale can cure them
+    longest_run: int = 0  # the most overflowing steps in a row (counting those before this sink) seen in it
 
 
 class SunkSteps(nn.Cell):
@@ -44,10 +48,12 @@ class SunkSteps(nn.Cell):
         super().__init__(auto_prefix=False)  # keep the network's parameter names
         self.train_cell = train_step.cell
         self.checked = train_step.checked
-        self.fixed_scale = not train_step.dynamic
+        self.dynamic = train_step.dynamic
         self.ema_update = None if ema is None else ema.update
         self.plain_scale = ms.Tensor([train_step.loss_scale], ms.float32)
-        self.totals = Parameter(ms.Tensor(np.zeros(5, np.float32)), name="sunk_steps.totals", requires_grad=False)
+        start = np.zeros(SCALE + 1, np.float32)
+        start[SCALE] = train_step.loss_scale
+        self.totals = Parameter(ms.Tensor(start), name="sunk_steps.totals", requires_grad=False)
 
     def construct(self, images, labels):
         if self.checked:
@@ -59,21 +65,27 @@ class SunkSteps(nn.Cell):
         loss = loss.astype(ms.float32)
         applied = ops.logical_not(skipped)
         nonfinite = ops.logical_and(applied, ops.logical_not(ops.isfinite(loss)))
+        skipped_at_floor = ops.logical_and(skipped, self.totals[SCALE] <= 1) if self.dynamic else ops.zeros_like(skipped)
         step = ops.stack([ops.select(applied, loss, ops.zeros_like(loss)), applied.astype(ms.float32),
-                          skipped.astype(ms.float32), nonfinite.astype(ms.float32)])
+                          skipped.astype(ms.float32), nonfinite.astype(ms.float32), skipped_at_floor.astype(ms.float32)])
         if self.ema_update is not None:
             loss = ops.depend(loss, self.ema_update(ops.depend(skipped, loss)))  # after the optimizer's update
-        added = ops.concat((self.totals[:SCALE] + step, scale.astype(ms.float32)))
+        run = ops.select(skipped, self.totals[SKIP_RUN] + 1, ops.zeros_like(self.totals[SKIP_RUN])).reshape((1,))
+        longest = ops.maximum(self.totals[LONGEST_RUN:LONGEST_RUN + 1], run)
+        added = ops.concat((self.totals[:COUNTERS] + step, longest, run, scale.astype(ms.float32)))
         return ops.depend(loss, ops.assign(self.totals, added))
 
     def read_totals(self) -> SinkTotals:
         """The one read-back of a sink: its totals, then zero the accumulators."""
-        totals = self.totals.asnumpy().astype(np.float64)
-        self.totals.set_data(ms.Tensor(np.zeros(5, np.float32)))
+        totals = self.totals.asnumpy()
+        kept = totals.copy()
+        kept[:LONGEST_RUN + 1] = 0
+        self.totals.set_data(ms.Tensor(kept))
+        totals = totals.astype(np.float64)
         applied = int(totals[APPLIED])
         loss = totals[LOSS_SUM] / applied if applied else float("nan")
         return SinkTotals(float(loss), applied, int(totals[SKIPPED]), int(totals[NONFINITE]), float(totals[SCALE]),
-                          self.fixed_scale)
+                          int(totals[AT_FLOOR]), int(totals[LONGEST_RUN]))
 
 
 def steps_text(epoch: int, first: int, last: int, steps_per_epoch: int) -> str:
@@ -82,17 +94,19 @@ def steps_text(epoch: int, first: int, last: int, steps_per_epoch: int) -> str:
     return f"epoch {epoch} {steps}/{steps_per_epoch}"
 
 
-def check_finite(totals: SinkTotals, where: str, last_checkpoint: str | None) -> None:
-    """Raise `TrainingDiverged` for a NaN/inf loss of an applied step (`where`: the sink's steps_text).
-
-    A skipped step has not touched the weights; with a dynamic scale it is not an error, with a fixed
-    one (GPU/Ascend) the overflow would repeat, so the run stops.
+def check_finite(totals: SinkTotals, where: str, last_checkpoint: str | None, max_skipped_steps: int = 0) -> None:
+    """Raise `TrainingDiverged` for a NaN/inf loss of an applied step (`where`: the sink's steps_text), or when
+    overflowing steps (skipped, the weights untouched) show that training will not recover: more than
+    `max_skipped_steps` of them in a row, or one at a dynamic scale that is already at its floor of 1.
     """
-    if totals.skipped and totals.fixed_scale:
-        not_applied = "the step was" if totals.skipped == 1 else f"{totals.skipped} steps were"
-        raise TrainingDiverged(f"the gradients overflowed at {where} (found by the device's overflow check; "
-                               f"{not_applied} not applied) with the fixed loss scale {totals.loss_scale:g} "
-                               f"({advice(last_checkpoint)})")
+    if totals.at_floor:
+        raise TrainingDiverged(f"the loss scale collapsed at {where}: the gradients overflowed at a dynamic loss scale "
+                               f"of 1, so no smaller scale can help ({advice(last_checkpoint)})")
+    if totals.longest_run > max_skipped_steps:
+        steps = f"{totals.longest_run} step{'s' if totals.longest_run != 1 else ''}"
+        raise TrainingDiverged(f"{steps} in a row overflowed by {where} (more than "
+                               f"--max_skipped_steps {max_skipped_steps}; not applied) at the loss scale "
+                               f"{totals.loss_scale:g} ({advice(last_checkpoint)})")
     if totals.nonfinite:
         raise TrainingDiverged(f"the loss became {totals.loss} at {where}; the weights are broken and were not saved "
                                f"({advice(last_checkpoint)})")

@@ -6,7 +6,7 @@ import time
 
 from src.utils.atomic_file import write_atomic
 
-METRICS_FIELDS = ("epoch", "step", "loss", "lr", "top1", "top5", "seconds")
+METRICS_FIELDS = ("epoch", "step", "loss", "lr", "top1", "top5", "seconds", "skipped", "loss_scale")
 
 
 def format_duration(seconds: float) -> str:
@@ -40,10 +40,12 @@ class TrainLog:
         self._line = [0, 0.0]   # timed steps and seconds since the last progress line
         self._epoch_timed = [0, 0.0]
         self._compile_told = False  # the first progress line says what the first sink took
+        self._skipped_since_line = 0  # overflowing steps (not applied) since the last progress line
 
     def start_epoch(self) -> None:
         self._epoch_start = self._mark = time.perf_counter()
         self._line, self._epoch_timed = [0, 0.0], [0, 0.0]
+        self._skipped_since_line = 0
 
     def step_seconds(self) -> float | None:
         """The mean time of a step after the first sink, or None before any was timed."""
@@ -56,9 +58,12 @@ class TrainLog:
             return None
         return max(self.first_sink[1] - self.first_sink[0] * step, 0.0)
 
-    def steps(self, epoch: int, step_in_epoch: int, steps: int, loss: float, lr: float) -> None:
+    def steps(self, epoch: int, step_in_epoch: int, steps: int, loss: float, lr: float,
+              overflow: tuple[int, float] | None = None) -> None:
         """After `steps` more steps ending at `step_in_epoch` (a sink): a progress line when they reach or
-        cross a multiple of `log_interval` inside an epoch (not at its last step)."""
+        cross a multiple of `log_interval` inside an epoch (not at its last step). `overflow`: (steps of
+        the sink skipped for overflowing gradients, the loss scale) of an overflow-checked step."""
+        self._skipped_since_line += overflow[0] if overflow else 0
         now = time.perf_counter()
         seconds, self._mark = now - self._mark, now
         if self.first_sink is None:
@@ -73,6 +78,9 @@ class TrainLog:
             return
         fields = [f"epoch {epoch}/{self.total_epochs} step {step_in_epoch}/{self.steps_per_epoch}",
                   f"loss {loss:.4f}", f"lr {lr:.6f}"]
+        if overflow:
+            fields += [f"skipped {self._skipped_since_line}", f"scale {overflow[1]:g}"]
+            self._skipped_since_line = 0
         if self._line[0]:
             fields += self._speed(*self._line)
             fields.append(f"ETA {format_duration(self._eta_epoch(step_in_epoch))} epoch, "

@@ -1,18 +1,20 @@
 """One optimizer step with a fixed or a dynamic loss scale, and what a non-finite loss means.
 
-- `fixed` (the seed recipe), on the CPU: the loss is scaled by a constant; every step updates the weights. A NaN
+- `auto` (the default): `dynamic` on GPU/Ascend, `fixed` on the CPU (which trains in fp32 and checks NaN/inf).
+- `fixed`, on the CPU: the loss is scaled by a constant; every step updates the weights. A NaN
   or inf loss means the weights are already broken, so the run must stop (`TrainingDiverged`) and
   nothing after the last checkpoint may be saved. The loss can also stay finite over broken
   weights (a ReLU turns NaN into 0 on the CPU), so the weights are checked before every save too.
 - `dynamic`: MindSpore's `TrainOneStepWithLossScaleCell` checks the gradients; a step whose
-  gradients overflow is skipped (no update) and the scale is halved, and it grows again after
-  `scale_window` good steps. The trainer counts the skipped steps in its log.
+  gradients overflow is skipped (no update) and the scale is halved (never below 1), and it grows again
+  after `scale_window` good steps. The trainer counts the skipped steps in its log.
 
 On GPU and Ascend the `fixed` scale runs through the same overflow-checked step (with a constant
 scale), because a NaN/inf loss cannot be seen there: Ascend 910A computes in saturation mode (an inf
 becomes the largest float, a NaN becomes 0), so only the device's float status
 (`NPUGetFloatStatusV2`, which MindSpore's cell reads on 910A) reveals an overflow. An overflowing
-step is then not applied, and with a fixed scale it stops the run (`TrainingDiverged`).
+step is then not applied. Either scale stops the run after `max_skipped_steps` overflowing steps in a
+row, and a dynamic one also when a step overflows at scale 1 (`src.training.sunk_steps.check_finite`).
 """
 import mindspore as ms
 import numpy as np
@@ -20,7 +22,7 @@ from mindspore import ParameterTuple, nn, ops
 
 from src.utils.errors import UserError
 
-LOSS_SCALE_TYPES = ("fixed", "dynamic")
+LOSS_SCALE_TYPES = ("auto", "fixed", "dynamic")
 SCALE_FACTOR, SCALE_WINDOW = 2, 1000  # MindSpore's defaults for DynamicLossScaleManager
 
 
@@ -74,12 +76,11 @@ class TrainStep:
             net, optimizer, loss_fn: the network, its optimizer (built with loss_scale
                 `optimizer_loss_scale(...)`) and the loss.
             amp_level: O0..O3 mixed precision.
-            loss_scale_type: "fixed" or "dynamic".
+            loss_scale_type: "auto", "fixed" or "dynamic".
             loss_scale: the fixed scale, or the starting one of the dynamic scale.
             device_target: CPU, GPU or Ascend.
         """
-        check_loss_scale_type(loss_scale_type)
-        self.dynamic = loss_scale_type == "dynamic"
+        self.dynamic = resolve_loss_scale_type(loss_scale_type, device_target) == "dynamic"
         self.checked = uses_checked_step(loss_scale_type, device_target)
         self.loss_scale = loss_scale
         manager = ms.amp.FixedLossScaleManager(loss_scale if not self.checked else 1.0, drop_overflow_update=False)
@@ -93,14 +94,18 @@ class TrainStep:
         self.cell = cell
 
 
-def check_loss_scale_type(loss_scale_type: str) -> None:
+def resolve_loss_scale_type(loss_scale_type: str, device_target: str) -> str:
+    """`fixed` or `dynamic`: `auto` is dynamic on GPU/Ascend (one overflow must not end a run), fixed on the CPU."""
     if loss_scale_type not in LOSS_SCALE_TYPES:
         raise UserError(f"--loss_scale_type {loss_scale_type!r} is not one of {', '.join(LOSS_SCALE_TYPES)}")
+    if loss_scale_type == "auto":
+        return "fixed" if device_target == "CPU" else "dynamic"
+    return loss_scale_type
 
 
 def uses_checked_step(loss_scale_type: str, device_target: str) -> bool:
     """The overflow-checked step runs a dynamic scale anywhere and a fixed one on GPU/Ascend (see above)."""
-    return loss_scale_type == "dynamic" or device_target != "CPU"
+    return resolve_loss_scale_type(loss_scale_type, device_target) == "dynamic" or device_target != "CPU"
 
 
 def optimizer_loss_scale(loss_scale_type: str, loss_scale: float, device_target: str) -> float:
@@ -111,8 +116,7 @@ def optimizer_loss_scale(loss_scale_type: str, loss_scale: float, device_target:
 
 def advice(last_checkpoint: str | None) -> str:
     kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
-    return (f"{kept}; lower --lr_max, or use --loss_scale_type dynamic to skip overflowing steps, then continue "
-            "with --resume auto")
+    return f"{kept}; lower --lr_max, then continue with --resume auto"
 
 
 def check_finite_weights(params, where: str, last_checkpoint: str | None) -> None:

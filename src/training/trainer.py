@@ -131,7 +131,7 @@ class Trainer:
         self.say(f"training {cfg.arch} ({cfg.stem_type} stem, {cfg.image_size}px) on {place.device_target}"
                  f"{f' x{place.rank_size}' if place.rank_size > 1 else ''}: {cfg.epoch_size} epochs of "
                  f"{self.steps_per_epoch} steps, batch {cfg.batch_size} per device, amp {self.amp_level}, "
-                 f"{cfg.loss_scale_type} loss scale {self.checkpoints.loss_scale:g}, {self.sink_size} steps per sink; "
+                 f"{'dynamic' if self.sunk.dynamic else 'fixed'} loss scale {self.checkpoints.loss_scale:g}, {self.sink_size} steps per sink; "
                  f"output in {self.output}")
 
     def _train_epoch(self, epoch: int, state: RunState, skip: int, lr: np.ndarray) -> tuple[float, float]:
@@ -145,7 +145,8 @@ class Trainer:
         loss_sum, applied, overflowed, step_lr = 0.0, 0, 0, float(lr[0])
         for first, last in self.runner.epoch(epoch, skip):
             totals = self.sunk.read_totals()
-            check_finite(totals, steps_text(epoch, first, last, self.steps_per_epoch), self.checkpoints.last)
+            check_finite(totals, steps_text(epoch, first, last, self.steps_per_epoch), self.checkpoints.last,
+                         self.cfg.max_skipped_steps)
             step_lr = float(lr[applied + max(totals.applied - 1, 0)])  # the sink's last applied step's
             if totals.applied:
                 loss_sum += totals.loss * totals.applied
@@ -155,12 +156,14 @@ class Trainer:
             self.checkpoints.next_lr = float(lr[min(applied, len(lr) - 1)])  # the schedule's position, saved
             state.step_in_epoch = last % self.steps_per_epoch
             self.checkpoints.loss_scale = totals.loss_scale
-            self.log.steps(epoch, last, last - first + 1, totals.loss, step_lr)
+            self.log.steps(epoch, last, last - first + 1, totals.loss, step_lr,
+                           (totals.skipped, totals.loss_scale) if self.sunk.checked else None)
             if self.stop.signum and state.step_in_epoch:
                 self._stop(state, steps_text(epoch, last, last, self.steps_per_epoch))
         if overflowed:
             self.say(f"epoch {epoch}: skipped {overflowed} of {self.steps_per_epoch} steps whose gradients overflowed "
                      f"(not applied); loss scale now {self.checkpoints.loss_scale:g}")
+        self.skipped_in_epoch = overflowed
         return (loss_sum / applied if applied else float("nan")), step_lr
 
     def _step(self, epoch: int, step_in_epoch: int, images, labels) -> None:
@@ -182,7 +185,8 @@ class Trainer:
                 saved = self._save(state)
             self.metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                 top1=None if result is None else f"{result.top1:.6f}",
-                                top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}")
+                                top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}",
+                                skipped=self.skipped_in_epoch, loss_scale=f"{self.checkpoints.loss_scale:g}")
             self._draw_curves()
         if self.stop.signum and epoch < cfg.epoch_size:
             self._stop(state, f"the end of epoch {epoch}", saved=saved)

@@ -153,8 +153,11 @@ KEYS: dict[str, Key] = {
                                "label smoothing of the cross-entropy", (TRAIN,)),
     "loss_scale": Key(Range(0, 2 ** 24, above=True), "optimisation",
                       "loss scale with mixed precision (the start value when dynamic)", (TRAIN,)),
-    "loss_scale_type": Key(Choice(("fixed", "dynamic")), "optimisation",
-                           "fixed: a NaN/inf loss stops the run; dynamic: overflowing steps are skipped", (TRAIN,)),
+    "loss_scale_type": Key(Choice(("auto", "fixed", "dynamic")), "optimisation",
+                           "auto: dynamic on GPU/Ascend, fixed on the CPU; dynamic: an overflowing step is skipped "
+                           "and the scale halves; fixed: the scale stays (the CPU stops at a NaN/inf loss)", (TRAIN,)),
+    "max_skipped_steps": Key(Range(0, MAX_STEPS, note=" (0 stops at the first overflowing step)"), "optimisation",
+                             "GPU/Ascend: stop after more overflowing (skipped) steps in a row than this", (TRAIN,)),
     "amp_level": Key(Choice(("auto", "O0", "O1", "O2", "O3")), "optimisation",
                      "auto: O2 on GPU/Ascend, O0 (fp32) on the CPU", (TRAIN, EVAL)),
     "ema_decay": Key(Range(0, 1, below=True, note=" (0 turns it off; e.g. 0.9999)"), "optimisation",

@@ -4,6 +4,7 @@ kill -9 inside an epoch and inside a save, a corrupted newest checkpoint, a full
 and SIGTERM. One uninterrupted-then-resumed run (the `resumed_run` fixture) provides the
 checkpoints that the other tests start from, so each test pays for one or two short processes.
 """
+import csv
 import os
 import re
 import resource
@@ -190,6 +191,8 @@ def test_nan_batch_with_a_dynamic_loss_scale_is_skipped_and_counted(data, tmp_pa
     # The skipped step moved neither the optimizer nor the BatchNorm statistics: all saved values are finite.
     sidecars = assert_all_load(out)
     assert [(m["epoch"], m["global_step"], m["loss_scale"]) for m in sidecars] == [(1, STEPS - 1, 512.0)]
+    rows = list(csv.DictReader(open(out / "metrics.csv", encoding="utf-8")))
+    assert [(row["skipped"], row["loss_scale"]) for row in rows] == [("1", "512")]
 
 
 def test_sigterm_saves_at_the_current_step_and_resume_finishes_the_epoch(resumed_run, data, tmp_path):

@@ -78,13 +78,21 @@ def test_mixed_precision_eval_network_keeps_the_parameter_names(device_target, a
     assert not [cell for _, cell in net.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
 
 
-def test_an_overflow_with_a_fixed_scale_stops_the_run_and_a_dynamic_one_does_not():
-    overflow = SinkTotals(loss=2.5, applied=4, skipped=1, nonfinite=0, loss_scale=1024.0, fixed_scale=True)
-    with pytest.raises(TrainingDiverged, match="overflowed at epoch 1 steps 1-5/5 .*the step was not applied"):
-        check_finite(overflow, "epoch 1 steps 1-5/5", None)
-    check_finite(SinkTotals(2.5, 4, 1, 0, 512.0, fixed_scale=False), "epoch 1 steps 1-5/5", None)
+@pytest.mark.parametrize("device_target, dynamic, plain", [("GPU", True, False), ("Ascend", True, False),
+                                                           ("CPU", False, True)])
+def test_auto_is_a_dynamic_scale_on_a_chip_and_the_plain_fixed_step_on_the_cpu(device_target, dynamic, plain):
+    assert load_config([]).loss_scale_type == "auto"
+    amp_level = "O0" if device_target == "CPU" else "O2"
+    _, optimizer, step = train_step_for(device_target, amp_level, "auto")
+    assert step.dynamic == dynamic and isinstance(step.cell, OverflowCheckedStep) != plain
+    if dynamic:
+        assert isinstance(step.cell.scale_sense, ms.Parameter)  # the scale the dynamic update cell halves and grows
+        assert float(step.cell.scale_sense.asnumpy()) == 1024.0 and optimizer.loss_scale == 1.0
+
+
+def test_a_nan_loss_of_an_applied_step_stops_the_run():
     with pytest.raises(TrainingDiverged, match="the loss became nan at epoch 1 steps 1-5/5; the weights are broken"):
-        check_finite(SinkTotals(float("nan"), 5, 0, 1, 1.0, fixed_scale=True), "epoch 1 steps 1-5/5", None)
+        check_finite(SinkTotals(float("nan"), 5, 0, 1, 1.0), "epoch 1 steps 1-5/5", None, max_skipped_steps=100)
 
 
 def batch(seed: int, nan: bool = False):
@@ -118,8 +126,8 @@ def test_the_fixed_scale_checked_step_of_a_chip_trains_like_the_cpu_step_and_ref
     before = weights_of(checked_net)
     checked(*batch(3, nan=True))
     result = checked.read_totals()
-    assert (result.applied, result.skipped, result.fixed_scale) == (0, 1, True)
-    with pytest.raises(TrainingDiverged, match="gradients overflowed"):
-        check_finite(result, "epoch 1 step 3/3", None)
+    assert (result.applied, result.skipped, result.longest_run, result.at_floor) == (0, 1, 1, 0)  # fixed: no floor
+    with pytest.raises(TrainingDiverged, match="1 step in a row overflowed"):
+        check_finite(result, "epoch 1 step 3/3", None, max_skipped_steps=0)
     for name, value in weights_of(checked_net).items():
         np.testing.assert_array_equal(value, before[name], err_msg=f"{name} changed by a refused step")

@@ -9,9 +9,9 @@ import pytest
 from mindspore import nn
 
 from src.training.ema import WeightsEMA
-from src.training.sunk_steps import EpochRunner, SunkSteps, host_sinks, steps_text
+from src.training.sunk_steps import EpochRunner, SinkTotals, SunkSteps, check_finite, host_sinks, steps_text
 from src.training.train_log import TrainLog
-from src.training.train_step import SCALE_FACTOR, SCALE_WINDOW, OverflowCheckedStep
+from src.training.train_step import SCALE_FACTOR, SCALE_WINDOW, OverflowCheckedStep, TrainingDiverged
 from src.utils.device import resolve_sink_size
 from src.utils.errors import UserError
 
@@ -80,19 +80,58 @@ def test_the_ema_moves_after_the_optimizer_step_in_the_same_graph():
     assert int(ema.update.steps.asnumpy()) == 1001
 
 
-def test_a_skipped_step_is_counted_apart_with_the_scale_after_it():
+def dynamic_sunk_steps(loss_scale: float, scale_window: int = SCALE_WINDOW) -> SunkSteps:
+    """The overflow-checked step of GPU/Ascend with a dynamic scale (the CPU's isfinite check in place of the
+    device's float status) over a tiny network with BatchNorm."""
     ms.set_seed(1)
     net = nn.SequentialCell([nn.Dense(3, 2), nn.BatchNorm1d(2)])
     optimizer = nn.SGD(net.trainable_params(), 0.1)
-    scale = nn.DynamicLossScaleUpdateCell(1024.0, SCALE_FACTOR, SCALE_WINDOW)
+    scale = nn.DynamicLossScaleUpdateCell(loss_scale, SCALE_FACTOR, scale_window)
     cell = OverflowCheckedStep(nn.WithLossCell(net, nn.MSELoss()), optimizer, scale, "CPU")
-    sunk = SunkSteps(SimpleNamespace(cell=cell, checked=True, dynamic=True, loss_scale=1024.0), None)
+    sunk = SunkSteps(SimpleNamespace(cell=cell, checked=True, dynamic=True, loss_scale=loss_scale), None)
     sunk.set_train(True)
+    return sunk
+
+
+def test_a_skipped_step_is_counted_apart_with_the_scale_after_it():
+    sunk = dynamic_sunk_steps(1024.0)
     for seed, nan in ((1, False), (2, True), (3, False)):
         sunk(*batch(seed, nan))
     totals = sunk.read_totals()
     assert (totals.applied, totals.skipped, totals.nonfinite, totals.loss_scale) == (2, 1, 0, 512.0)
-    assert np.isfinite(totals.loss) and not totals.fixed_scale
+    assert np.isfinite(totals.loss) and (totals.at_floor, totals.longest_run) == (0, 1)
+
+
+def run_sink(sunk: SunkSteps, overflows: str):
+    """One sink of steps, "x" overflowing (a NaN batch) and "." good; its totals."""
+    for seed, mark in enumerate(overflows):
+        sunk(*batch(seed, nan=mark == "x"))
+    return sunk.read_totals()
+
+
+def test_the_dynamic_scale_halves_grows_back_and_counts_overflows_in_a_row_across_sinks():
+    sunk = dynamic_sunk_steps(4.0, scale_window=2)
+    first = run_sink(sunk, ".x")
+    assert (first.skipped, first.longest_run, first.at_floor, first.loss_scale) == (1, 1, 0, 2.0)
+    second = run_sink(sunk, "x..")  # the run of overflows goes on across the read; then 2 good steps grow it back
+    assert (second.skipped, second.longest_run, second.at_floor, second.loss_scale) == (1, 2, 0, 2.0)
+    check_finite(second, "epoch 1 steps 3-5/9", None, max_skipped_steps=2)
+    with pytest.raises(TrainingDiverged, match=r"^2 steps in a row overflowed by epoch 1 steps 3-5/9 \(more than "
+                                               r"--max_skipped_steps 1; not applied\) at the loss scale 2 "):
+        check_finite(second, "epoch 1 steps 3-5/9", None, max_skipped_steps=1)
+    third = run_sink(sunk, "xx")  # 2 -> 1, then an overflow at 1: no smaller scale can help
+    assert (third.skipped, third.longest_run, third.at_floor, third.loss_scale) == (2, 2, 1, 1.0)
+    with pytest.raises(TrainingDiverged, match="^the loss scale collapsed at epoch 1 steps 6-7/9: the gradients "
+                                               "overflowed at a dynamic loss scale of 1"):
+        check_finite(third, "epoch 1 steps 6-7/9", None, max_skipped_steps=100)
+
+
+def test_an_overflow_with_max_skipped_steps_0_stops_at_once_and_a_finite_sink_passes():
+    one = SinkTotals(loss=2.5, applied=4, skipped=1, nonfinite=0, loss_scale=1024.0, at_floor=0, longest_run=1)
+    check_finite(one, "epoch 1 steps 1-5/5", None, max_skipped_steps=1)
+    with pytest.raises(TrainingDiverged, match="^1 step in a row overflowed"):
+        check_finite(one, "epoch 1 steps 1-5/5", None, max_skipped_steps=0)
+    check_finite(SinkTotals(2.5, 5, 0, 0, 1.0), "epoch 1 steps 1-5/5", None, max_skipped_steps=0)
 
 
 def test_a_progress_line_when_a_sink_reaches_or_crosses_the_interval(capsys):
@@ -103,6 +142,16 @@ def test_a_progress_line_when_a_sink_reaches_or_crosses_the_interval(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in lines] == ["epoch 1/1 step 4/12", "epoch 1/1 step 6/12",
                                                         "epoch 1/1 step 10/12"]
+    assert "skipped" not in lines[0]  # the CPU's plain step has no overflow check
+
+
+def test_the_progress_line_counts_the_skipped_steps_since_the_last_line(capsys):
+    log = TrainLog(total_epochs=1, steps_per_epoch=12, images_per_step=4, log_interval=4)
+    log.start_epoch()
+    for last, skipped, scale in ((2, 1, 512.0), (4, 1, 256.0), (6, 0, 256.0), (8, 0, 256.0)):
+        log.steps(1, last, 2, 0.5, 0.1, (skipped, scale))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" img/s | ")[1] for line in lines] == ["skipped 2 | scale 256", "skipped 0 | scale 256"]
 
 
 def numbers(count: int, batch_size: int = 1):
