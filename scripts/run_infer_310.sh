@@ -102,6 +102,12 @@ if [[ "$backend" == CPU && -z "${MINDSPORE_LITE_HOME:-}" ]]; then
         "$mindir_path" "$model"
 fi
 rm -rf "$result_dir"  # results of an earlier run must not be counted
+if [[ -n "${MINDSPORE_LITE_HOME:-}" ]]; then
+    # The folders of a Lite release's libraries, as the model zoo's launchers name them; the app's RPATH has
+    # them too, but a library with a RUNPATH of its own would not search there for its dependencies.
+    lite="$(get_real_path "$MINDSPORE_LITE_HOME")"
+    export LD_LIBRARY_PATH="$lite/runtime/lib:$lite/runtime/third_party/glog:$lite/runtime/third_party/dnnl:$lite/tools/converter/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 run_stage infer "$repo/ascend310_infer/out/${backend,,}/main" --mindir_path "$model" \
     --input0_path "$preprocess_dir/images" --device_id "$device_id" --device_type "$device_type" \
     --result_path "$result_dir" --time_path "$out/time_Result"

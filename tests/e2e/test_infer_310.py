@@ -95,6 +95,45 @@ def test_app_matches_mindspore_and_writes_the_latency(app, tiny_mindir, tmp_path
     assert "average time" in (tmp_path / "time_Result" / "test_perform_static.txt").read_text()
 
 
+# Where a Lite release (mindspore-lite-<version>-linux-x64.tar.gz) keeps the libraries that CI's wheel has in lib/.
+RELEASE_FOLDERS = {"libmindspore_glog.so.0": "runtime/third_party/glog", "libdnnl.so.2": "runtime/third_party/dnnl",
+                   "libmindspore_converter.so": "tools/converter/lib", "libmslite_converter_plugin.so": "tools/converter/lib",
+                   "libopencv_core.so.4.5": "tools/converter/lib", "libopencv_imgcodecs.so.4.5": "tools/converter/lib",
+                   "libopencv_imgproc.so.4.5": "tools/converter/lib"}
+
+
+def lite_release_layout(root) -> str:
+    """CI's Lite arranged as a release tarball unpacks (symlinks into the cache): runtime/include, runtime/lib,
+    runtime/third_party/{glog,dnnl}, tools/converter/lib."""
+    cache = run(["bash", os.path.join(REPO, "ascend310_infer", "fetch_lite.sh")]).stdout.strip()
+    (root / "runtime").mkdir(parents=True)
+    os.symlink(os.path.join(cache, "include"), root / "runtime" / "include")
+    for name in os.listdir(os.path.join(cache, "lib")):
+        folder = root / RELEASE_FOLDERS.get(name, "runtime/lib")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.join(cache, "lib", name), folder / name)
+    return str(root)
+
+
+def test_the_app_finds_every_library_of_a_lite_release_layout(app, tiny_mindir, tmp_path):
+    home = lite_release_layout(tmp_path / "mindspore-lite-2.0.0-linux-x64")
+    build = tmp_path / "build"
+    for command in (["cmake", "-S", os.path.join(REPO, "ascend310_infer"), "-B", str(build),
+                     f"-DMINDSPORE_LITE_HOME={home}"], ["cmake", "--build", str(build)]):
+        result = run(command)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    env = {key: value for key, value in ENV.items() if key != "LD_LIBRARY_PATH"}  # RPATH alone
+    assert "not found" not in run(["ldd", str(build / "main")], env=env).stdout
+    mindir, mindir_lite20, inputs = tiny_mindir
+    result = run([str(build / "main"), "--mindir_path", mindir_lite20, "--input0_path", inputs, "--device_type", "CPU",
+                  "--result_path", str(tmp_path / "result_Files"), "--time_path", str(tmp_path / "time_Result")],
+                 env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    images = np.fromfile(os.path.join(inputs, "batch_00000.bin"), np.float32).reshape(4, 3, 32, 32)
+    logits = np.fromfile(tmp_path / "result_Files" / "batch_00000_0.bin", np.float32).reshape(4, 10)
+    np.testing.assert_allclose(logits, mindspore_logits(mindir, images), rtol=0, atol=LOGIT_TOLERANCE)
+
+
 def test_app_fails_on_a_missing_mindir(app, tiny_mindir, tmp_path):
     result = run_app(app, str(tmp_path / "missing.mindir"), tiny_mindir[2], tmp_path)
     assert result.returncode == 1
