@@ -1,8 +1,12 @@
-"""Top-1, top-5 and loss of a classifier over a whole evaluation set, in dataset order."""
+"""Top-1, top-5 and loss of a classifier over a whole evaluation set, in dataset order, and the same over the
+disjoint shards of a distributed run's ranks (`sum_across_ranks`)."""
 from dataclasses import dataclass, field
 from typing import Callable
 
+import mindspore as ms
 import numpy as np
+
+from src.training.resume_agreement import _AllGather
 
 
 @dataclass
@@ -15,6 +19,14 @@ class EvalResult:
     images: int
     predictions: list[int] = field(repr=False)
     confusion: list[list[int]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_counts(cls, hits1: int, hits5: int, loss_sum: float, images: int, predictions: list[int],
+                    confusion: np.ndarray) -> "EvalResult":
+        if images == 0:
+            raise ValueError("the evaluation set is empty")
+        return cls(top1=hits1 / images, top5=hits5 / images, loss=loss_sum / images, images=images,
+                   predictions=predictions, confusion=confusion.tolist())
 
     def to_dict(self, with_predictions: bool = True) -> dict:
         data = {"top1": self.top1, "top5": self.top5, "loss": self.loss, "images": self.images,
@@ -73,7 +85,30 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], dataset, fixed_batch: 
         batch_confusion = confusion_matrix(labels, predicted, logits.shape[1])
         confusion = batch_confusion if confusion is None else confusion + batch_confusion
     total = sum(len(p) for p in predictions)
-    if total == 0:
-        raise ValueError("the evaluation set is empty")
-    return EvalResult(top1=correct1 / total, top5=correct5 / total, loss=loss_sum / total, images=total,
-                      predictions=[int(p) for p in np.concatenate(predictions)], confusion=confusion.tolist())
+    return EvalResult.from_counts(correct1, correct5, loss_sum, total,
+                                  [int(p) for p in np.concatenate(predictions)] if predictions else [], confusion)
+
+
+def sum_across_ranks(result: EvalResult, rank_size: int, gather: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> EvalResult:
+    """The metrics of the whole set from every rank's `result` on its own disjoint shard (`shard_indices`, which
+    repeats no image): hits, images, loss sums and confusion matrices added up, on every rank.
+
+    The counts travel as int32 and each rank's float64 loss sum as its 8 bytes (an int32 AllGather, as the resume
+    check uses), so the counts are exact and the loss is the single process's up to the order of float64 sums.
+    `predictions` hold this rank's shard only: per-image predictions are not gathered.
+    `gather`: (values,) -> (rank_size * len(values),), the AllGather of all ranks (tests pass their own).
+    """
+    if rank_size < 2:
+        return result
+    confusion = np.asarray(result.confusion, dtype=np.int64)
+    counts = np.array([round(result.top1 * result.images), round(result.top5 * result.images), result.images],
+                      dtype=np.int32)
+    loss_sum = np.array([result.loss * result.images], dtype=np.float64).view(np.int32)
+    mine = np.concatenate([counts, loss_sum, confusion.astype(np.int32).ravel()])
+    gather = gather or (lambda values: _AllGather()(ms.Tensor(values)).asnumpy())
+    ranks = np.asarray(gather(mine)).reshape(rank_size, len(mine))
+    hits1, hits5, images = ranks[:, :3].astype(np.int64).sum(axis=0)
+    losses = np.ascontiguousarray(ranks[:, 3:5]).view(np.float64).ravel()
+    return EvalResult.from_counts(int(hits1), int(hits5), float(losses.sum()), int(images), result.predictions,
+                                  ranks[:, 5:].astype(np.int64).sum(axis=0).reshape(confusion.shape))

@@ -29,7 +29,7 @@ def output_folder(cfg: Config) -> str:
 
 
 def build_datasets(cfg: Config, place: Placement, say) -> tuple[Any, Any]:
-    """(this rank's training shard, the eval set or None); downloads first with `--download`."""
+    """(this rank's training shard, its eval shard or None); downloads first with `--download`."""
     if cfg.download:
         if place.rank_size > 1:
             raise UserError("--download is not done inside a distributed run (ranks would race); run "
@@ -38,8 +38,9 @@ def build_datasets(cfg: Config, place: Placement, say) -> tuple[Any, Any]:
         say(download_for_training(cfg.data_path, cfg.download_url, cfg.download_md5, cfg.download_sha256))
     train = build_train_dataset(cfg, place)
     evaluation = None
-    if place.is_main and cfg.eval_interval > 0:
-        evaluation = create_dataset(cfg.data_path, "eval", cfg.eval_batch_size, **_common_data_settings(cfg))
+    if cfg.eval_interval > 0:  # every rank evaluates its own shard (src.evaluation.metrics.sum_across_ranks)
+        evaluation = create_dataset(cfg.data_path, "eval", cfg.eval_batch_size, rank_id=place.rank_id,
+                                    rank_size=place.rank_size, **_common_data_settings(cfg))
     return train, evaluation
 
 

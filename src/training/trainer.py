@@ -2,7 +2,7 @@
 
 `Trainer.run` builds the run (`src.training.build`), resumes or loads pre-trained weights, and
 loops over epochs: train, evaluate, checkpoint (`src.training.checkpoint_manager`). In a
-distributed run every rank trains on its shard; only rank 0 writes files and evaluates.
+distributed run every rank trains and evaluates on its shard (the counts are summed); only rank 0 writes files.
 """
 import os
 import time
@@ -11,7 +11,7 @@ from contextlib import ExitStack
 import mindspore as ms
 import numpy as np
 
-from src.evaluation.metrics import EvalResult, evaluate
+from src.evaluation.metrics import EvalResult, evaluate, sum_across_ranks
 from src.evaluation.predict import Predictor, images_per_call
 from src.training.build import (build_datasets, build_network, build_optimizer, build_train_dataset,
                                 effective_loss_scale, load_pre_trained, output_folder, plan_learning_rates)
@@ -19,6 +19,7 @@ from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunSta
 from src.training.ema import WeightsEMA
 from src.training.loss import CrossEntropySmooth
 from src.training.plot import PNG_NAME, plot_metrics
+from src.training.rank0_statistics import use_rank0_statistics
 from src.training.resume_agreement import check_ranks_agree
 from src.training.run_folder import RunFolderLock, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
@@ -176,7 +177,7 @@ class Trainer:
         cfg = self.cfg
         state.epoch = epoch
         result = self._maybe_evaluate(epoch, state)
-        eval_text = "" if result is None else \
+        eval_text = "" if result is None or not self.placement.is_main else \
             f"top1 {result.top1:.2%} top5 {result.top5:.2%} (best {state.best_top1:.2%})"
         seconds = self.log.end_epoch(epoch, epoch_loss, step_lr, eval_text)
         saved = None
@@ -227,13 +228,17 @@ class Trainer:
         if self.eval_data is None or epoch % self.cfg.eval_interval:
             return None
         net = self._evaluated_network()
+        use_rank0_statistics(net, self.placement.rank_size)
         net.set_train(False)
         result = evaluate(Predictor(net, images_per_call(self.cfg.image_size, self.placement.device_target)),
                           self.eval_data)
+        result = sum_across_ranks(result, self.placement.rank_size)
         self.net.set_train(True)
         if state.best_top1 is None or result.top1 > state.best_top1:
             state.best_top1 = result.top1
-            self.checkpoints.save_best(net, state, result.top1, result.top5, "trained" if self.ema is None else "ema")
+            if self.placement.is_main:
+                self.checkpoints.save_best(net, state, result.top1, result.top5,
+                                           "trained" if self.ema is None else "ema")
         return result
 
     def _stop(self, state: RunState, where: str, saved: str | None = None) -> None:

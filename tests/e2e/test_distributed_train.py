@@ -1,15 +1,19 @@
 """Real distributed training through scripts/run_distribute_train.sh: msrun with 2 CPU workers (MCCL),
 the tiny network on tiny CIFAR-format data. Each run takes about 40 s on 2 cores."""
+import csv
+import json
 import os
 import re
 import signal
 import subprocess
+import sys
 
 import mindspore as ms
 import numpy as np
 import pytest
 
-from src.utils.checkpoint_file import save_checkpoint_atomic
+from src.utils.checkpoint_file import read_sidecar, save_checkpoint_atomic
+from tests.helpers import REPO_ROOT
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.launchers import SCRIPTS_DIR, free_port, run_script
 from tests.helpers.processes import processes_with
@@ -23,8 +27,9 @@ RUN_TIMEOUT = 600  # only a guard against a hang; a healthy run takes well under
 
 @pytest.fixture(scope="module")
 def data_path(tmp_path_factory):
+    # 15 test images: the two ranks evaluate 8 and 7, each in one short batch
     return write_cifar_layout(str(tmp_path_factory.mktemp("cifar")), per_train_file=TRAIN_IMAGES // 5,
-                              test_count=16)
+                              test_count=15)
 
 
 def cpu_env(**extra: str) -> dict[str, str]:
@@ -76,6 +81,19 @@ def test_two_cpu_ranks_train_their_own_halves_and_agree(data_path, tmp_path):
     assert {"best.ckpt", "config.yaml", "metrics.csv"} <= set(os.listdir(output))
     assert any(line.startswith("done:") for line in ranks[0]) and not any(line.startswith("done:") for line in ranks[1])
     assert any("top1" in line for line in ranks[0]) and not any("top1" in line for line in ranks[1])
+    # Each rank evaluated its own shard and the counts were summed: the numbers of a single-process eval.py of the
+    # same weights (no image counted twice or left out: 15 images, not 16 or 14).
+    single = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "eval.py"), *TINY, "--device_target", "CPU",
+                             "--data_path", data_path, "--checkpoint_path", str(output / "sknet_tiny-1_5.ckpt"),
+                             "--result_json", str(tmp_path / "single.json")], capture_output=True, text=True,
+                            timeout=RUN_TIMEOUT, cwd=str(tmp_path))
+    assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-2000:]
+    reference = json.loads(read(tmp_path / "single.json"))["results"][0]
+    assert reference["images"] == 15 and reference["top5"] > 0
+    row = next(csv.DictReader(open(output / "metrics.csv", encoding="utf-8")))
+    assert (row["top1"], row["top5"]) == (f"{reference['top1']:.6f}", f"{reference['top5']:.6f}")
+    best = read_sidecar(str(output / "best.ckpt"))
+    assert (best["top1"], best["top5"]) == (reference["top1"], reference["top5"])
     # Resuming a distributed run: tests/e2e/test_faults_distributed.py (a killed rank, SIGTERM, two resumes).
 
 

@@ -43,3 +43,20 @@ def test_each_rank_of_a_run_trains_on_its_own_shard(data, rank_size):
     usable = len(everything) - len(everything) % rank_size
     for rank in range(rank_size):
         assert _train_images(data, rank, rank_size) == everything[rank:usable:rank_size], f"rank {rank}"
+
+
+def _eval_images(data, rank_id, rank_size):
+    cfg = load_config(["--device_target", "CPU", "--data_path", data, "--image_size", "32", "--eval_batch_size", "3",
+                       "--num_parallel_workers", "1"])
+    _, evaluation = build_datasets(cfg, Placement("CPU", rank_id, rank_size), print)
+    return [image.tobytes() for images, _ in evaluation.create_tuple_iterator(output_numpy=True, num_epochs=1)
+            for image in images]
+
+
+@pytest.mark.parametrize("rank_size", [2, 3])
+def test_each_rank_evaluates_its_own_shard_and_together_every_image_once(data, rank_size):
+    """4 eval records: rank r of N gets records r, r+N, ...; a short shard is not padded with repeats."""
+    everything = _eval_images(data, 0, 1)
+    assert len(everything) == 4
+    for rank in range(rank_size):
+        assert _eval_images(data, rank, rank_size) == everything[rank::rank_size], f"rank {rank}"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from src.evaluation.eval_checkpoints import Outcome, best_outcome, print_table, write_results
-from src.evaluation.metrics import EvalResult, evaluate
+from src.data.pipeline import shard_indices
+from src.evaluation.metrics import EvalResult, evaluate, sum_across_ranks
 
 # Class probabilities of 6 images over 7 classes; the logits are their logs, so softmax gives them back.
 PROBS = np.array([
@@ -51,6 +52,32 @@ def test_evaluate_on_known_logits(batch_size):
     assert result.top1 == pytest.approx(1 / 6, abs=1e-12)
     assert result.top5 == pytest.approx(3 / 6, abs=1e-12)
     assert result.loss == pytest.approx(LOSS, rel=1e-6)
+
+
+def _shard(indices, batch_size):
+    """The images `indices` of the set (each holding its index in the whole set), as one rank reads them."""
+    def records():
+        for index in indices:
+            yield np.full((3, 2, 2), index, np.float32), np.asarray(LABELS[index], np.int32)
+    return ds.GeneratorDataset(records, column_names=["image", "label"], shuffle=False).batch(batch_size)
+
+
+@pytest.mark.parametrize("rank_size", [2, 4])
+def test_the_ranks_shards_add_up_to_the_whole_set_and_no_image_counts_twice(rank_size):
+    # 6 images over 4 ranks: shards of 2, 2, 1 and 1 images, each in a short batch of 3
+    whole = evaluate(_predict, _dataset(3))
+    shards = [evaluate(_predict, _shard(shard_indices(len(LABELS), rank, rank_size, equal=False), 3))
+              for rank in range(rank_size)]
+    sent = []  # what each rank puts into the AllGather
+    for shard in shards:
+        sum_across_ranks(shard, rank_size, gather=lambda values: sent.append(values) or np.tile(values, rank_size))
+    for rank, shard in enumerate(shards):
+        summed = sum_across_ranks(shard, rank_size, gather=lambda values: np.concatenate(sent))
+        assert (summed.images, summed.top1, summed.top5, summed.confusion) == \
+            (whole.images, whole.top1, whole.top5, whole.confusion), rank
+        assert summed.loss == pytest.approx(whole.loss, rel=1e-12)
+        assert summed.predictions == shard.predictions  # per-image predictions stay on their rank
+    assert sum_across_ranks(whole, 1) is whole
 
 
 def test_evaluate_pads_a_fixed_batch_graph_and_drops_the_padding():
