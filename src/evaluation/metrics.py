@@ -3,10 +3,7 @@ disjoint shards of a distributed run's ranks (`sum_across_ranks`)."""
 from dataclasses import dataclass, field
 from typing import Callable
 
-import mindspore as ms
 import numpy as np
-
-from src.training.resume_agreement import _AllGather
 
 
 @dataclass
@@ -106,7 +103,10 @@ def sum_across_ranks(result: EvalResult, rank_size: int, gather: Callable[[np.nd
                       dtype=np.int32)
     loss_sum = np.array([result.loss * result.images], dtype=np.float64).view(np.int32)
     mine = np.concatenate([counts, loss_sum, confusion.astype(np.int32).ravel()])
-    gather = gather or (lambda values: _AllGather()(ms.Tensor(values)).asnumpy())
+    if gather is None:  # imported here: postprocess.py computes metrics without loading MindSpore
+        import mindspore as ms
+        from src.training.resume_agreement import _AllGather
+        gather = lambda values: _AllGather()(ms.Tensor(values)).asnumpy()  # noqa: E731
     ranks = np.asarray(gather(mine)).reshape(rank_size, len(mine))
     hits1, hits5, images = ranks[:, :3].astype(np.int64).sum(axis=0)
     losses = np.ascontiguousarray(ranks[:, 3:5]).view(np.float64).ravel()
