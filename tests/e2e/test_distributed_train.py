@@ -83,7 +83,8 @@ def test_two_cpu_ranks_train_their_own_halves_and_agree(data_path, tmp_path):
     assert any("top1" in line for line in ranks[0]) and not any("top1" in line for line in ranks[1])
     # Each rank evaluated its own shard and the counts were summed: the numbers of a single-process eval.py of the
     # same weights (no image counted twice or left out: 15 images, not 16 or 14).
-    single = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "eval.py"), *TINY, "--device_target", "CPU",
+    single = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "eval.py"), *TINY[:6], "--eval_batch_size", "8",
+                             "--device_target", "CPU",
                              "--data_path", data_path, "--checkpoint_path", str(output / "sknet_tiny-1_5.ckpt"),
                              "--result_json", str(tmp_path / "single.json")], capture_output=True, text=True,
                             timeout=RUN_TIMEOUT, cwd=str(tmp_path))
