@@ -151,7 +151,7 @@ def test_the_progress_line_counts_the_skipped_steps_since_the_last_line(capsys):
     for last, skipped, scale in ((2, 1, 512.0), (4, 1, 256.0), (6, 0, 256.0), (8, 0, 256.0)):
         log.steps(1, last, 2, 0.5, 0.1, (skipped, scale))
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" img/s | ")[1] for line in lines] == ["skipped 2 | scale 256", "skipped 0 | scale 256"]
+    assert [line.split(" | ")[3:5] for line in lines] == [["skipped 2", "scale 256"], ["skipped 0", "scale 256"]]
 
 
 def numbers(count: int, batch_size: int = 1):
