@@ -368,4 +368,9 @@ BUGS = [
     Bug("each rank evaluates with its own BatchNorm statistics", TRAINER,
         "use_rank0_statistics(net, self.placement.rank_size)", "None",
         ("tests/e2e/test_distributed_train.py", "-k", "halves_and_agree")),
+    # --- CIFAR features: model summary, optimizers and clipping, RandAugment, mixup/CutMix, infer.py, drop-path ---
+    Bug("the model summary counts only the SK unit's first path", "src/model_summary.py",
+        "sum(macs for macs, _ in paths)", "paths[0][0]", ("tests/unit/test_model_summary.py",)),
+    Bug("the model summary ignores the ImageNet stem's max-pool", "src/model_summary.py",
+        "size = output_size(size, 3, 2, 1)  # the 3x3/2", "size = size  # the 3x3/2", ("tests/unit/test_model_summary.py",)),
 ]

@@ -13,6 +13,7 @@ import numpy as np
 
 from src.evaluation.metrics import EvalResult, evaluate, sum_across_ranks
 from src.evaluation.predict import Predictor, images_per_call
+from src.model_summary import summary_line
 from src.training.build import (build_datasets, build_network, build_optimizer, build_train_dataset,
                                 effective_loss_scale, load_pre_trained, output_folder, plan_learning_rates)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
@@ -66,6 +67,7 @@ class Trainer:
                             "lower --batch_size")
         self.sink_size = resolve_sink_size(cfg.sink_size, place.device_target, self.steps_per_epoch)
         self.net = build_network(cfg, place.device_target)
+        self.say(summary_line(self.net, cfg.arch, cfg.image_size))
         state, moments, resumed_from = self._starting_point()
         schedule = plan_learning_rates(cfg, place.rank_size, self.steps_per_epoch, state,
                                        self.checkpoints.resumed_meta, resumed_from or "")
