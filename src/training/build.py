@@ -3,7 +3,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import mindspore as ms
 import numpy as np
 from mindspore import nn
 
@@ -13,6 +12,7 @@ from src.data.pipeline import create_dataset
 from src.sknet50 import SKNet, create_model
 from src.training.checkpoint_manager import RunState
 from src.training.lr_schedule import get_lr
+from src.training.optimizer import create_optimizer
 from src.training.train_step import optimizer_loss_scale, resolve_loss_scale_type
 from src.utils.checkpoint_file import assign_parameters, load_weights
 from src.utils.config import Config
@@ -174,9 +174,10 @@ def split_weight_decay(params: list, weight_decay: float) -> list[dict[str, Any]
 
 def build_optimizer(cfg: Config, net: nn.Cell, lr: np.ndarray, loss_scale: float, device_target: str
                     ) -> nn.Optimizer:
-    """SGD with momentum over the per-step `lr`; it unscales the gradients of the plain (CPU, fixed-scale) step."""
-    return nn.Momentum(split_weight_decay(net.trainable_params(), cfg.weight_decay), ms.Tensor(lr), cfg.momentum,
-                       loss_scale=optimizer_loss_scale(cfg.loss_scale_type, loss_scale, device_target))
+    """`--optimizer` over the per-step `lr`; it unscales the gradients of the plain (CPU, fixed-scale) step."""
+    return create_optimizer(cfg.optimizer, split_weight_decay(net.trainable_params(), cfg.weight_decay), lr,
+                            cfg.momentum, optimizer_loss_scale(cfg.loss_scale_type, loss_scale, device_target),
+                            cfg.grad_clip_norm)
 
 
 def effective_loss_scale(cfg: Config, amp_level: str) -> float:
