@@ -385,4 +385,10 @@ BUGS = [
         "gradients = ops.clip_by_global_norm(gradients, self.clip_norm)\n        return super().construct(gradients)\n\n\ndef",
         "pass\n        return super().construct(gradients)\n\n\ndef", ("tests/unit/test_optimizer.py",)),
     Bug("the run ignores --grad_clip_norm", BUILD, "cfg.grad_clip_norm)", "0.0)", ("tests/unit/test_optimizer.py",)),
+    Bug("--auto_augment randaugment ignores its count and magnitude", "src/data/augment.py",
+        "vision.RandAugment(num_ops=num_ops, magnitude=magnitude)", "vision.RandAugment()",
+        ("tests/unit/test_augment.py", "-k", "randaugment")),
+    Bug("the run drops --randaugment_num_ops on its way to the pipeline", BUILD,
+        "randaugment=(cfg.randaugment_num_ops, cfg.randaugment_magnitude)", "randaugment=(2, cfg.randaugment_magnitude)",
+        ("tests/unit/test_augment.py", "-k", "randaugment")),
 ]

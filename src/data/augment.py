@@ -1,6 +1,6 @@
-"""Strong CIFAR augmentation for training: AutoAugment (CIFAR-10 policy) and Cutout.
+"""Strong CIFAR augmentation for training: AutoAugment (CIFAR-10 policy) or RandAugment, and Cutout.
 
-Both are MindSpore's own dataset ops (`vision.AutoAugment`, `vision.CutOut`), drawn from the
+All are MindSpore's own dataset ops (`vision.AutoAugment`, `vision.RandAugment`, `vision.CutOut`), drawn from the
 dataset's global seed (`mindspore.dataset.config.set_seed`, set from `--seed`), so the same seed gives
 the same images. They are applied to the training split only.
 """
@@ -9,7 +9,7 @@ from mindspore.dataset import vision
 from src.utils.errors import UserError
 
 AUTO_AUGMENT_POLICIES = {"cifar10": vision.AutoAugmentPolicy.CIFAR10}
-AUTO_AUGMENT_CHOICES = ("none", *AUTO_AUGMENT_POLICIES)
+AUTO_AUGMENT_CHOICES = ("none", *AUTO_AUGMENT_POLICIES, "randaugment")
 CIFAR_SIZE = 32
 
 # Until config keys are checked where they are declared (src/utils/config.py), they are checked here,
@@ -23,10 +23,13 @@ def check_augment_settings(auto_augment: str, cutout: int) -> None:
         raise UserError(f"--cutout {cutout} must be 0 (off) to {CIFAR_SIZE} (pixels of the 32x32 image)")
 
 
-def auto_augment_ops(auto_augment: str) -> list:
-    """On uint8 HWC images after crop and flip; nothing for `none`."""
+def auto_augment_ops(auto_augment: str, num_ops: int = 2, magnitude: int = 9) -> list:
+    """On uint8 HWC images after crop and flip; nothing for `none`. `num_ops` and `magnitude` (of 31 bins,
+    torchvision's scale) are RandAugment's."""
     if auto_augment == "none":
         return []
+    if auto_augment == "randaugment":
+        return [vision.RandAugment(num_ops=num_ops, magnitude=magnitude)]
     return [vision.AutoAugment(policy=AUTO_AUGMENT_POLICIES[auto_augment])]
 
 

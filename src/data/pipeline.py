@@ -49,13 +49,15 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
                    eval_data_path: str | None = None, shuffle: bool | None = None,
                    augment: bool | None = None, rank_id: int = 0, rank_size: int = 1,
                    num_parallel_workers: int = 0, seed: int = 1, drop_remainder: bool | None = None,
-                   class_num: int = 10, auto_augment: str = "none", cutout: int = 0):
+                   class_num: int = 10, auto_augment: str = "none", cutout: int = 0,
+                   randaugment: tuple[int, int] = (2, 9)):
     """A batched MindSpore dataset of (float32 NCHW image, int32 label).
 
     Train: random crop 32 with 4-pixel padding and horizontal flip (when `augment`), resize to
     `image_size`, rescale to [0, 1], normalise with the CIFAR-10 mean/std, HWC->CHW; shuffled,
     remainder dropped, sharded by `rank_id`/`rank_size`.
-    Train, whatever `augment` says: AutoAugment (`auto_augment`, after the flip) and Cutout (`cutout`
+    Train, whatever `augment` says: AutoAugment or RandAugment (`auto_augment`, after the flip; `randaugment`:
+    its operation count and magnitude) and Cutout (`cutout`
     pixels of the 32x32 image, after normalisation) when set; see `src.data.augment`.
     Eval: the same without augmentation, in file order, every image kept (no dropped remainder).
     With `rank_size` > 1 each rank reads its own disjoint shard (see `shard_indices`).
@@ -77,7 +79,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     if augment:
         transforms += [vision.RandomCrop((32, 32), (4, 4, 4, 4)), vision.RandomHorizontalFlip(prob=0.5)]
     if is_train:
-        transforms += auto_augment_ops(auto_augment)
+        transforms += auto_augment_ops(auto_augment, *randaugment)
     if image_size != 32:
         transforms.append(vision.Resize((image_size, image_size)))
     transforms += [vision.Rescale(1.0 / 255.0, 0.0), vision.Normalize(CIFAR10_MEAN, CIFAR10_STD),

@@ -48,7 +48,8 @@ def build_train_dataset(cfg: Config, place: Placement) -> Any:
     """This rank's training shard (GPU/Ascend build a second one for the rest of a resumed epoch)."""
     return create_dataset(cfg.data_path, "train", cfg.batch_size, shuffle=cfg.shuffle, augment=cfg.augment,
                           rank_id=place.rank_id, rank_size=place.rank_size, auto_augment=cfg.auto_augment,
-                          cutout=cfg.cutout, **_common_data_settings(cfg))
+                          cutout=cfg.cutout, randaugment=(cfg.randaugment_num_ops, cfg.randaugment_magnitude),
+                          **_common_data_settings(cfg))
 
 
 def _common_data_settings(cfg: Config) -> dict[str, Any]:

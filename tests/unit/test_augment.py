@@ -49,3 +49,25 @@ def test_auto_augment_changes_training_images_and_is_seeded(data):
 
 def test_evaluation_images_are_never_augmented(data):
     np.testing.assert_array_equal(images(data, "eval"), images(data, "eval", auto_augment="cifar10", cutout=8))
+
+
+def test_randaugment_is_seeded_and_takes_its_count_and_magnitude(data):
+    plain = images(data)
+    first, again = images(data, auto_augment="randaugment"), images(data, auto_augment="randaugment")
+    np.testing.assert_array_equal(first, again)
+    assert (first != plain).any() and (first != images(data, seed=2, auto_augment="randaugment")).any()
+    assert (first != images(data, auto_augment="randaugment", randaugment=(2, 25))).any()
+    assert (first != images(data, auto_augment="randaugment", randaugment=(4, 9))).any()
+    np.testing.assert_array_equal(images(data, "eval"), images(data, "eval", auto_augment="randaugment"))
+
+
+def test_the_run_passes_the_randaugment_keys_to_the_pipeline(data):
+    from src.training.build import build_train_dataset
+    from src.utils.config import load_config
+    from src.utils.device import Placement
+    flags = ["--data_path", data, "--image_size", "32", "--batch_size", "4", "--shuffle", "false", "--augment", "false",
+             "--num_parallel_workers", "1", "--auto_augment", "randaugment", "--randaugment_num_ops", "3",
+             "--randaugment_magnitude", "20"]
+    dataset = build_train_dataset(load_config(flags), Placement("CPU"))
+    built = np.concatenate([batch for batch, _ in dataset.create_tuple_iterator(output_numpy=True)])
+    np.testing.assert_array_equal(built, images(data, auto_augment="randaugment", randaugment=(3, 20))[:len(built)])
