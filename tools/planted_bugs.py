@@ -391,4 +391,12 @@ BUGS = [
     Bug("the run drops --randaugment_num_ops on its way to the pipeline", BUILD,
         "randaugment=(cfg.randaugment_num_ops, cfg.randaugment_magnitude)", "randaugment=(2, cfg.randaugment_magnitude)",
         ("tests/unit/test_augment.py", "-k", "randaugment")),
+    Bug("CutMix keeps the drawn lambda, not the clipped box's area", "src/data/mixing.py",
+        "1.0 - (bottom - top) * (right - left) / (height * width)", "lam", ("tests/unit/test_mixing.py",)),
+    Bug("mixed targets lose the label smoothing", "src/data/mixing.py",
+        "= 1.0 - self.smoothing + off", "= 1.0", ("tests/unit/test_mixing.py",)),
+    Bug("--mixup_prob is ignored", "src/data/mixing.py", "rng.random() >= self.prob", "False",
+        ("tests/unit/test_mixing.py",)),
+    Bug("evaluation batches are mixed too", PIPELINE, "if is_train and mixing is not None", "if mixing is not None",
+        ("tests/unit/test_mixing.py",)),
 ]

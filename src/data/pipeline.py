@@ -6,6 +6,7 @@ import numpy as np
 from mindspore.dataset import vision
 
 from src.data.augment import auto_augment_ops, check_augment_settings, cutout_ops
+from src.data.mixing import Mixing
 from src.data.cifar10_files import read_cifar10_bin, resolve_split_files
 
 # The normalisation constants of the original model-zoo implementation (per channel, on [0, 1] pixels).
@@ -50,7 +51,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
                    augment: bool | None = None, rank_id: int = 0, rank_size: int = 1,
                    num_parallel_workers: int = 0, seed: int = 1, drop_remainder: bool | None = None,
                    class_num: int = 10, auto_augment: str = "none", cutout: int = 0,
-                   randaugment: tuple[int, int] = (2, 9)):
+                   randaugment: tuple[int, int] = (2, 9), mixing: Mixing | None = None):
     """A batched MindSpore dataset of (float32 NCHW image, int32 label).
 
     Train: random crop 32 with 4-pixel padding and horizontal flip (when `augment`), resize to
@@ -59,6 +60,8 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     Train, whatever `augment` says: AutoAugment or RandAugment (`auto_augment`, after the flip; `randaugment`:
     its operation count and magnitude) and Cutout (`cutout`
     pixels of the 32x32 image, after normalisation) when set; see `src.data.augment`.
+    Train, with `mixing` enabled: mixup/CutMix over each batch, and the labels become float32 soft targets
+    (B, class_num) with the label smoothing inside (`src.data.mixing`).
     Eval: the same without augmentation, in file order, every image kept (no dropped remainder).
     With `rank_size` > 1 each rank reads its own disjoint shard (see `shard_indices`).
     """
@@ -85,4 +88,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
     transforms += [vision.Rescale(1.0 / 255.0, 0.0), vision.Normalize(CIFAR10_MEAN, CIFAR10_STD),
                    *(cutout_ops(cutout, image_size) if is_train else []), vision.HWC2CHW()]
     dataset = dataset.map(transforms, input_columns="image", num_parallel_workers=workers)
+    if is_train and mixing is not None and mixing.enabled:
+        return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers,
+                             per_batch_map=mixing, input_columns=["image", "label"])
     return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers)

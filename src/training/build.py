@@ -8,6 +8,7 @@ from mindspore import nn
 
 from src.convert_timm import convert_timm_state, load_safetensors
 from src.data.download import download_for_training
+from src.data.mixing import Mixing
 from src.data.pipeline import create_dataset
 from src.sknet50 import SKNet, create_model
 from src.training.checkpoint_manager import RunState

@@ -1,5 +1,6 @@
-"""Label-smoothing cross-entropy (the model-zoo name), on top of MindSpore's built-in loss."""
-from mindspore import nn
+"""The training losses: label-smoothing cross-entropy (the model-zoo name) for integer labels, and
+cross-entropy against soft targets for mixed batches (`src.data.mixing`, which smooths the targets itself)."""
+from mindspore import nn, ops
 
 
 class CrossEntropySmooth(nn.Cell):
@@ -20,3 +21,15 @@ class CrossEntropySmooth(nn.Cell):
 
     def construct(self, logits, labels):
         return self.loss(logits, labels)
+
+
+class SoftTargetCrossEntropy(nn.Cell):
+    """Mean over the batch of -sum(target * log_softmax(logits)) for (B, classes) probability targets (timm's)."""
+
+    def construct(self, logits, targets):
+        return -(targets * ops.log_softmax(logits, axis=-1)).sum(axis=-1).mean()
+
+
+def create_loss(label_smooth_factor: float, class_num: int, soft_targets: bool) -> nn.Cell:
+    """The loss of a training run: soft targets when the batches are mixed, else integer labels."""
+    return SoftTargetCrossEntropy() if soft_targets else CrossEntropySmooth(label_smooth_factor, class_num)
