@@ -50,7 +50,12 @@ def build_train_dataset(cfg: Config, place: Placement) -> Any:
     return create_dataset(cfg.data_path, "train", cfg.batch_size, shuffle=cfg.shuffle, augment=cfg.augment,
                           rank_id=place.rank_id, rank_size=place.rank_size, auto_augment=cfg.auto_augment,
                           cutout=cfg.cutout, randaugment=(cfg.randaugment_num_ops, cfg.randaugment_magnitude),
-                          **_common_data_settings(cfg))
+                          mixing=build_mixing(cfg), **_common_data_settings(cfg))
+
+
+def build_mixing(cfg: Config) -> Mixing:
+    """--mixup/--cutmix/--mixup_prob; the label smoothing moves into the mixed targets."""
+    return Mixing(cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.label_smooth_factor, cfg.class_num, cfg.seed)
 
 
 def _common_data_settings(cfg: Config) -> dict[str, Any]:
