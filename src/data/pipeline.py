@@ -14,6 +14,11 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 
 
+def normalise_ops() -> list:
+    """uint8 HWC pixels to the network's scale: [0, 1], then the CIFAR-10 mean and std per channel."""
+    return [vision.Rescale(1.0 / 255.0, 0.0), vision.Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+
+
 class _ArraySource:
     """Random-access source for `GeneratorDataset`, so that it can shuffle."""
 
@@ -85,8 +90,7 @@ def create_dataset(data_path: str, split: str, batch_size: int, image_size: int 
         transforms += auto_augment_ops(auto_augment, *randaugment)
     if image_size != 32:
         transforms.append(vision.Resize((image_size, image_size)))
-    transforms += [vision.Rescale(1.0 / 255.0, 0.0), vision.Normalize(CIFAR10_MEAN, CIFAR10_STD),
-                   *(cutout_ops(cutout, image_size) if is_train else []), vision.HWC2CHW()]
+    transforms += [*normalise_ops(), *(cutout_ops(cutout, image_size) if is_train else []), vision.HWC2CHW()]
     dataset = dataset.map(transforms, input_columns="image", num_parallel_workers=workers)
     if is_train and mixing is not None and mixing.enabled:
         return dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers,

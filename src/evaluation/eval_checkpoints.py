@@ -125,14 +125,19 @@ class CheckpointEvaluator:
                 raise UserError(f"{path} was trained with {key} {meta[key]!r}, but this evaluation uses "
                                 f"{key} {getattr(self.cfg, key)!r} (another run's checkpoint?); evaluate it on its own")
 
-    def evaluate_checkpoint(self, path: str, dataset) -> tuple[EvalResult, str]:
-        """(metrics, "EMA" or "trained": the weights that were evaluated)."""
+    def load(self, path: str) -> tuple[Predictor, dict | None]:
+        """The inference form of the network with the weights of the checkpoint at `path`, and its sidecar."""
         if self._net is None:
             self._build()
         meta, _, _ = load_weights(self._net, path, use_ema=self.cfg.use_ema)
         self._check_settings(path, meta)
         fold_batchnorm(self._net, self._predict.net)
-        return evaluate(self._predict, dataset), weights_kind(meta, self.cfg.use_ema)
+        return self._predict, meta
+
+    def evaluate_checkpoint(self, path: str, dataset) -> tuple[EvalResult, str]:
+        """(metrics, "EMA" or "trained": the weights that were evaluated)."""
+        predict, meta = self.load(path)
+        return evaluate(predict, dataset), weights_kind(meta, self.cfg.use_ema)
 
     def evaluate_mindir(self, path: str) -> EvalResult:
         if self.cfg.use_ema:
