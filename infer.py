@@ -32,7 +32,7 @@ def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main() -> int:
     flags, paths = split_arguments(sys.argv[1:])
-    cfg = load_config(flags, description=__doc__.splitlines()[0])
+    cfg = load_config(flags, description=__doc__, script="infer")
     check_device_choices(cfg)
     # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.evaluation.infer_files import infer

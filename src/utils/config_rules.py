@@ -76,9 +76,10 @@ def _cpu_count() -> int:
 
 # The scripts that read config keys (script="..." of load_config).
 TRAIN, EVAL, EXPORT, PREPROCESS, POSTPROCESS = "train", "eval", "export", "preprocess", "postprocess"
-SCRIPTS = (TRAIN, EVAL, EXPORT, PREPROCESS, POSTPROCESS)
+INFER = "infer"
+SCRIPTS = (TRAIN, EVAL, EXPORT, PREPROCESS, POSTPROCESS, INFER)
 GROUPS = ("model", "data", "optimisation", "run", "export / inference")
-NETWORK = (TRAIN, EVAL, EXPORT)  # the scripts that build the network
+NETWORK = (TRAIN, EVAL, EXPORT, INFER)  # the scripts that build the network
 
 # Upper bounds a real run could need, and no more.
 MAX_EPOCHS = 10_000
@@ -176,7 +177,7 @@ KEYS: dict[str, Key] = {
     "max_skipped_steps": Key(Range(0, MAX_STEPS, note=" (0 stops at the first overflowing step)"), "optimisation",
                              "GPU/Ascend: stop after more overflowing (skipped) steps in a row than this", (TRAIN,)),
     "amp_level": Key(Choice(("auto", "O0", "O1", "O2", "O3")), "optimisation",
-                     "auto: O2 on GPU/Ascend, O0 (fp32) on the CPU", (TRAIN, EVAL)),
+                     "auto: O2 on GPU/Ascend, O0 (fp32) on the CPU", (TRAIN, EVAL, INFER)),
     "ema_decay": Key(Range(0, 1, below=True, note=" (0 turns it off; e.g. 0.9999)"), "optimisation",
                      "EMA of the weights and BN statistics, used by the eval and best.ckpt", (TRAIN,)),
     # ---- run ----
@@ -187,8 +188,9 @@ KEYS: dict[str, Key] = {
     "deterministic": Key(None, "run", "bit-identical weights from two runs with the same settings (slower)",
                          (TRAIN,)),
     "output_path": Key(None, "run", "the run folder: checkpoints, config.yaml, metrics.csv", (TRAIN,)),
-    "checkpoint_path": Key(None, "run", "train: alias of output_path; eval: a .ckpt, a folder or a .mindir; "
-                           "preprocess: a run or checkpoint to take image_size and class_num from", (TRAIN, EVAL, PREPROCESS)),
+    "checkpoint_path": Key(None, "run", "train: alias of output_path; eval, infer: a .ckpt, a folder or a .mindir; "
+                           "preprocess: a run or checkpoint to take image_size and class_num from",
+                           (TRAIN, EVAL, PREPROCESS, INFER)),
     "pre_trained": Key(None, "run", "a MindSpore .ckpt or timm .safetensors to start from", (TRAIN,)),
     "resume": Key(None, "run", "a .ckpt of this run, or auto for the newest valid one in output_path", (TRAIN,),
                   "PATH|auto"),
@@ -204,8 +206,8 @@ KEYS: dict[str, Key] = {
     "sink_size": Key(Pattern(r"auto|[1-9][0-9]{0,4}|100000", f"auto or a whole number from 1 to {MAX_STEPS}"),
                      "run", "steps per host round trip, a divisor of the epoch; auto: 1 on the CPU, up to 50 on chips",
                      (TRAIN,), "auto|N"),
-    "result_json": Key(None, "run", "also write the results to this JSON file", (EVAL, POSTPROCESS)),
-    "use_ema": Key(None, "run", "take the EMA weights of a training checkpoint", (EVAL, EXPORT)),
+    "result_json": Key(None, "run", "also write the results to this JSON file", (EVAL, POSTPROCESS, INFER)),
+    "use_ema": Key(None, "run", "take the EMA weights of a training checkpoint", (EVAL, EXPORT, INFER)),
     # ---- export / inference ----
     "ckpt_file": Key(None, "export / inference", "the checkpoint to export", (EXPORT,)),
     "file_name": Key(None, "export / inference", "the exported file's name without extension", (EXPORT,)),
