@@ -10,6 +10,7 @@ from mindspore import nn
 
 from src.layers.conv import ConvBNAct
 from src.layers.cpu_max_pool import CpuMaxPool2d
+from src.layers.drop_path import DropPath
 from src.layers.selective_kernel import SelectiveKernelConv
 from src.layers.zero_pad_max_pool import ZeroPadMaxPool2d
 
@@ -17,11 +18,11 @@ STEM_TYPES = ("imagenet", "cifar")
 
 
 class SKBottleneck(nn.Cell):
-    """1x1 conv-BN-ReLU -> SK conv (strided) -> 1x1 conv-BN, + shortcut, then ReLU."""
+    """1x1 conv-BN-ReLU -> SK conv (strided) -> 1x1 conv-BN (-> drop path), + shortcut, then ReLU."""
 
     def __init__(self, in_channels: int, inner_channels: int, out_channels: int, stride: int,
                  groups: int, sk_paths: int, sk_reduction: int, sk_min_width: int,
-                 zero_init_last: bool, conv_impl: str, fold_bn: bool):
+                 zero_init_last: bool, conv_impl: str, fold_bn: bool, drop_path_rate: float = 0.0):
         super().__init__()
         self.conv1 = ConvBNAct(in_channels, inner_channels, 1, conv_impl=conv_impl, fold_bn=fold_bn)
         self.sk_conv = SelectiveKernelConv(inner_channels, inner_channels, stride=stride, groups=groups,
@@ -34,10 +35,13 @@ class SKBottleneck(nn.Cell):
             self.downsample = ConvBNAct(in_channels, out_channels, 1, stride=stride, act=False,
                                         conv_impl=conv_impl, fold_bn=fold_bn)
         self.relu = nn.ReLU()
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else None
 
     def construct(self, x):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv3(self.sk_conv(self.conv1(x)))
+        if self.drop_path is not None:
+            out = self.drop_path(out)
         return self.relu(out + shortcut)
 
 
@@ -83,12 +87,15 @@ class SKNet(nn.Cell):
             Resolve `auto` from the device first (`src.utils.device.resolve_conv_impl`).
         fold_bn: the inference form, every BatchNorm folded into the layer before it; fill it from
             a trained network with `src.layers.fold_batchnorm.fold_batchnorm`. Never trained.
+        drop_path_rate: stochastic depth of the last unit; unit i of n drops its branch with rate
+            drop_path_rate * i / (n - 1), as timm's ResNet (training only; no parameters).
     """
 
     def __init__(self, layers: Sequence[int], out_widths: Sequence[int], inner_widths: Sequence[int],
                  class_num: int, groups: int = 32, stem_type: str = "imagenet", stem_width: int = 64,
                  sk_paths: int = 2, sk_reduction: int = 16, sk_min_width: int = 32,
-                 zero_init_last: bool = False, conv_impl: str = "native", fold_bn: bool = False):
+                 zero_init_last: bool = False, conv_impl: str = "native", fold_bn: bool = False,
+                 drop_path_rate: float = 0.0):
         super().__init__()
         if not len(layers) == len(out_widths) == len(inner_widths) == 4:
             raise ValueError("layers, out_widths and inner_widths must have 4 entries, one per stage")
@@ -96,13 +103,16 @@ class SKNet(nn.Cell):
             raise ValueError(f"class_num must be positive, got {class_num}")
         self.stem = Stem(stem_type, stem_width, conv_impl, fold_bn)
         in_channels = stem_width
+        total = sum(layers)
+        drop_rates = iter([drop_path_rate * index / max(total - 1, 1) for index in range(total)])
         stages = []
         for index, (depth, out_width, inner_width) in enumerate(zip(layers, out_widths, inner_widths)):
             units = []
             for unit in range(depth):
                 stride = 2 if index > 0 and unit == 0 else 1
                 units.append(SKBottleneck(in_channels, inner_width, out_width, stride, groups, sk_paths,
-                                          sk_reduction, sk_min_width, zero_init_last, conv_impl, fold_bn))
+                                          sk_reduction, sk_min_width, zero_init_last, conv_impl, fold_bn,
+                                          next(drop_rates)))
                 in_channels = out_width
             stages.append(nn.SequentialCell(units))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

@@ -411,4 +411,12 @@ BUGS = [
     Bug("an unreadable image stops infer.py with a traceback", "src/evaluation/infer_files.py",
         "except (UnidentifiedImageError, OSError, ValueError) as err:", "except ValueError as err:",
         ("tests/unit/test_infer_files.py",)),
+    Bug("drop path keeps a constant rate in every unit", "src/sknet50.py",
+        "drop_path_rate * index / max(total - 1, 1)", "drop_path_rate", ("tests/unit/test_drop_path.py",)),
+    Bug("drop path drops single values, not whole samples", "src/layers/drop_path.py",
+        "ops.ones((x.shape[0], 1, 1, 1), x.dtype)", "ops.ones(x.shape, x.dtype)", ("tests/unit/test_drop_path.py",)),
+    Bug("drop path does not rescale the kept samples", "src/layers/drop_path.py",
+        "        return x * mask\n", "        return x * (mask > 0)\n", ("tests/unit/test_drop_path.py",)),
+    Bug("the run ignores --drop_path_rate", BUILD, "drop_path_rate=cfg.drop_path_rate)", "drop_path_rate=0.0)",
+        ("tests/unit/test_drop_path.py",)),
 ]

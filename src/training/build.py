@@ -67,7 +67,8 @@ def _common_data_settings(cfg: Config) -> dict[str, Any]:
 
 def build_network(cfg: Config, device_target: str) -> SKNet:
     return create_model(cfg.arch, cfg.class_num, stem_type=cfg.stem_type, zero_init_last=cfg.zero_init_last,
-                        conv_impl=resolve_conv_impl(cfg.conv_impl, device_target))
+                        conv_impl=resolve_conv_impl(cfg.conv_impl, device_target),
+                        drop_path_rate=cfg.drop_path_rate)
 
 
 def load_pre_trained(net: nn.Cell, path: str) -> str:
