@@ -12,6 +12,7 @@ from src.data.mixing import Mixing
 from src.data.pipeline import create_dataset
 from src.sknet50 import SKNet, create_model
 from src.training.checkpoint_manager import RunState
+from src.training.loss import create_loss
 from src.training.lr_schedule import get_lr
 from src.training.optimizer import create_optimizer
 from src.training.train_step import optimizer_loss_scale, resolve_loss_scale_type
@@ -56,6 +57,12 @@ def build_train_dataset(cfg: Config, place: Placement) -> Any:
 def build_mixing(cfg: Config) -> Mixing:
     """--mixup/--cutmix/--mixup_prob; the label smoothing moves into the mixed targets."""
     return Mixing(cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.label_smooth_factor, cfg.class_num, cfg.seed)
+
+
+def build_loss(cfg: Config) -> nn.Cell:
+    """Soft-target cross-entropy for mixed batches (their targets hold the smoothing), else the smoothed one:
+    MindSpore's loss also takes probabilities, but would smooth them a second time."""
+    return create_loss(cfg.label_smooth_factor, cfg.class_num, soft_targets=build_mixing(cfg).enabled)
 
 
 def _common_data_settings(cfg: Config) -> dict[str, Any]:

@@ -14,11 +14,10 @@ import numpy as np
 from src.evaluation.metrics import EvalResult, evaluate, sum_across_ranks
 from src.evaluation.predict import Predictor, images_per_call
 from src.model_summary import summary_line
-from src.training.build import (build_datasets, build_mixing, build_network, build_optimizer, build_train_dataset,
+from src.training.build import (build_datasets, build_loss, build_network, build_optimizer, build_train_dataset,
                                 effective_loss_scale, load_pre_trained, output_folder, plan_learning_rates)
 from src.training.checkpoint_manager import BEST_NAME, CheckpointManager, RunState, remove_unfinished_saves
 from src.training.ema import WeightsEMA
-from src.training.loss import create_loss
 from src.training.plot import PNG_NAME, plot_metrics
 from src.training.rank0_statistics import use_rank0_statistics
 from src.training.resume_agreement import check_ranks_agree
@@ -78,7 +77,7 @@ class Trainer:
         if resumed_from:
             self.checkpoints.restore_moments(self.optimizer, moments, resumed_from)
         self._start_ema(moments, resumed_from, state.global_step)
-        loss_fn = create_loss(cfg.label_smooth_factor, cfg.class_num, soft_targets=build_mixing(cfg).enabled)
+        loss_fn = build_loss(cfg)
         self.sunk = SunkSteps(TrainStep(self.net, self.optimizer, loss_fn, self.amp_level, cfg.loss_scale_type,
                                         self.checkpoints.loss_scale, place.device_target), self.ema)
         self.runner = EpochRunner(self.sunk, self._step, train_data, cfg.epoch_size - state.epoch, self.sink_size,

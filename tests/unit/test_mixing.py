@@ -78,3 +78,11 @@ def test_the_pipeline_mixes_training_batches_only_and_the_same_way_with_more_wor
         np.testing.assert_array_equal(images, images2)
         np.testing.assert_array_equal(labels, labels2)
     assert all(labels.ndim == 1 for _, labels in batches(data, "eval"))
+
+
+def test_a_mixing_run_takes_the_soft_target_loss():
+    from src.training.build import build_loss
+    from src.utils.config import load_config
+    assert isinstance(build_loss(load_config(["--cutmix", "1.0"])), SoftTargetCrossEntropy)
+    assert isinstance(build_loss(load_config(["--mixup", "0.8", "--mixup_prob", "0.5"])), SoftTargetCrossEntropy)
+    assert isinstance(build_loss(load_config([])), CrossEntropySmooth)
