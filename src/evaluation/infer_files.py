@@ -1,9 +1,9 @@
 """The top-5 classes of PNG/JPEG files (infer.py): a run folder, a .ckpt or a .mindir; evaluation's preprocessing.
 
 Each image is read as RGB, resized to image_size x image_size (bilinear, as evaluation resizes CIFAR's
-32x32 images), scaled to [0, 1] and normalised with the CIFAR-10 mean and std. A checkpoint's network
-(arch, stem, image size, classes) comes from its sidecar when it has one, else from the flags; a run
-folder means its best.ckpt, or its newest checkpoint without one.
+32x32 images), scaled to [0, 1] and normalised with the CIFAR-10 mean and std. The network (arch, stem,
+image size, classes) follows the run as in eval.py (`src.utils.run_settings.follow_run`); a run folder
+means its best.ckpt, or its newest checkpoint without one.
 """
 import os
 from dataclasses import dataclass, field
@@ -15,14 +15,15 @@ from PIL import Image, UnidentifiedImageError
 
 from src.data.cifar10_files import CLASS_NAMES
 from src.data.pipeline import normalise_ops
-from src.evaluation.eval_checkpoints import _SIDECAR_CHECKS, CheckpointEvaluator
+from src.evaluation.eval_checkpoints import CheckpointEvaluator
 from src.training.checkpoint_manager import BEST_NAME
 from src.utils.atomic_file import write_json_atomic
-from src.utils.checkpoint_file import list_checkpoints, read_sidecar
+from src.utils.checkpoint_file import list_checkpoints
 from src.utils.config import Config
 from src.utils.device import Placement
 from src.utils.errors import UserError
-from src.utils.mindir import mindir_input_shape
+from src.utils.mindir import mindir_image_input
+from src.utils.run_settings import follow_run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TOP_K = 5
@@ -83,26 +84,18 @@ def resolve_weights(path: str | None) -> str:
     return path
 
 
-def network_settings(cfg: Config, weights: str) -> Config:
-    """`cfg` with the network settings of the checkpoint's sidecar, so the run's network is built."""
-    meta = read_sidecar(weights) if weights.endswith(".ckpt") else None
-    values = cfg.to_dict()
-    values.update({key: meta[key] for key in _SIDECAR_CHECKS if meta and key in meta})
-    return Config(**values)
-
-
 def classifier(cfg: Config, weights: str, placement: Placement):
     """(logits of a (N, 3, S, S) batch, image size S)."""
     if weights.endswith(".mindir"):
-        shape = mindir_input_shape(weights)
+        batch, image_size = mindir_image_input(weights)
         graph = ms.nn.GraphCell(ms.load(weights))
 
         def run_fixed_batches(images: np.ndarray) -> np.ndarray:
-            batch, count = shape[0], len(images)
+            count = len(images)
             padded = np.concatenate([images, np.repeat(images[-1:], -count % batch, axis=0)])
             return np.concatenate([graph(ms.Tensor(padded[i:i + batch])).asnumpy()
                                    for i in range(0, len(padded), batch)])[:count]
-        return run_fixed_batches, int(shape[2])
+        return run_fixed_batches, image_size
     predict, _ = CheckpointEvaluator(cfg, placement).load(weights)
     return predict, cfg.image_size
 
@@ -119,7 +112,7 @@ def class_name(index: int, class_num: int) -> str:
 def predict_files(cfg: Config, paths: list[str], placement: Placement) -> list[Prediction]:
     files = image_files(paths)
     weights = resolve_weights(cfg.checkpoint_path)
-    cfg = network_settings(cfg, weights)
+    follow_run(cfg, weights)
     predict, image_size = classifier(cfg, weights, placement)
     predictions, images = [], []
     for path in files:

@@ -1,6 +1,7 @@
 """infer.py: PNG/JPEG files through evaluation's preprocessing, top-5 out, bad files named, the run's network."""
 import json
 import os
+import shutil
 
 import mindspore as ms
 import numpy as np
@@ -11,8 +12,8 @@ from infer import split_arguments
 from src.data.cifar10_files import read_cifar10_bin, resolve_split_files
 from src.data.pipeline import create_dataset
 from src.evaluation.eval_checkpoints import CheckpointEvaluator
-from src.evaluation.infer_files import infer, network_settings, predict_files, softmax
-from src.utils.checkpoint_file import sidecar_path
+from src.evaluation.infer_files import infer, predict_files, resolve_weights, softmax
+from src.utils.checkpoint_file import file_digest, sidecar_path
 from src.utils.config import load_config
 from src.utils.device import Placement
 from tests.helpers.cifar_data import write_cifar_layout
@@ -71,12 +72,20 @@ def test_bad_files_are_one_line_errors_naming_them_and_the_rest_is_classified(se
     assert len(written["predictions"][0]["top5"]) == 5 and len(written["failed"]) == 2
 
 
-def test_the_network_settings_come_from_the_checkpoint_record(tmp_path):
-    path = str(tmp_path / "run.ckpt")
-    with open(sidecar_path(path), "w", encoding="utf-8") as handle:
-        json.dump({"size": 1, "arch": "sknet_tiny", "stem_type": "cifar", "image_size": 40, "class_num": 7}, handle)
-    cfg = network_settings(load_config(["--arch", "sknet50"]), path)
-    assert (cfg.arch, cfg.stem_type, cfg.image_size, cfg.class_num) == ("sknet_tiny", "cifar", 40, 7)
+def test_the_network_follows_the_run_and_a_folder_means_its_best_checkpoint(setup, tmp_path):
+    _, folder, checkpoint = setup
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("tiny-1_2.ckpt", "best.ckpt"):
+        shutil.copy(checkpoint, run / name)
+        with open(sidecar_path(str(run / name)), "w", encoding="utf-8") as handle:
+            json.dump({"size": os.path.getsize(checkpoint), "sha256": file_digest(checkpoint)[1], "arch": "sknet_tiny",
+                       "stem_type": "cifar", "image_size": 40, "class_num": 10}, handle)
+    assert resolve_weights(str(run)) == str(run / "best.ckpt")
+    cfg = load_config(["--device_target", "CPU", "--checkpoint_path", str(run)])  # sknet50 at 224 by default
+    predictions = predict_files(cfg, [folder], CPU)
+    assert (cfg.arch, cfg.stem_type, cfg.image_size) == ("sknet_tiny", "cifar", 40)
+    assert all(len(p.top) == 5 for p in predictions)
 
 
 def test_flags_and_image_paths_are_told_apart():
