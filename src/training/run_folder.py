@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 
 from src.utils.atomic_file import remove_if_present
 from src.utils.checkpoint_file import SIDECAR_SUFFIX
@@ -30,9 +31,9 @@ class RunFolderLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "RunFolderLock":
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        make_output_folder(os.path.dirname(self.path))
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -50,9 +51,32 @@ class RunFolderLock:
 
     def __exit__(self, *_exc) -> None:
         if self._fd is not None:
-            os.remove(self.path)  # still locked: a run that opened it meanwhile sees it gone and retries
+            remove_if_present(self.path)  # still locked: a run that opened it meanwhile sees it gone and retries
             os.close(self._fd)
             self._fd = None
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` (and its parents); one line when a file is in the way."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise UserError(f"--output_path {folder} is a file, not a folder; pick a folder for the run's files")
+    os.makedirs(folder, exist_ok=True)
+
+
+def _open_lock_file(path: str) -> int:
+    """Open (or create) the lock file without following a link; refuse anything but a plain file of its own
+    (a hard link would let the run overwrite a file elsewhere)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        raise UserError(f"{path} cannot be opened as the run's lock file ({err.strerror}: a link or a folder "
+                        "there?); delete it and try again") from err
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise UserError(f"{path} is not a plain file of its own (a link to another file, or a device); "
+                        "delete it and try again")
+    return fd
 
 
 def _same_file(fd: int, path: str) -> bool:
