@@ -7,7 +7,9 @@ ends deletes the file (so a finished folder holds only the run's own files).
 (flock on NFS is only as good as the NFS server's lock support; a local disk or Lustre is safe.)
 
 `refuse_used_folder` stops a new run (no `--resume`) in a folder that already holds a run's files,
-unless `--overwrite true` asks to delete them first.
+unless `--overwrite true` asks to delete them first: only files this project wrote for a run
+(checkpoints whose sidecars say so, their sidecars, config.yaml, metrics.csv, metrics.png), never
+another `.ckpt` that happens to sit there.
 """
 import fcntl
 import json
@@ -16,11 +18,11 @@ import socket
 import stat
 
 from src.utils.atomic_file import remove_if_present
-from src.utils.checkpoint_file import SIDECAR_SUFFIX
+from src.utils.checkpoint_file import SIDECAR_SUFFIX, CorruptCheckpoint, read_sidecar
 from src.utils.errors import UserError
 
 LOCK_NAME = ".train.lock"
-RUN_FILES = ("config.yaml", "metrics.csv")  # besides checkpoints and their sidecars
+RUN_FILES = ("config.yaml", "metrics.csv", "metrics.png")  # besides checkpoints and their sidecars
 
 
 class RunFolderLock:
@@ -94,12 +96,25 @@ def _read_holder(fd: int) -> str:
         return "a process that has not written its pid yet"
 
 
+def _written_by_a_run(checkpoint: str) -> bool:
+    """Whether the sidecar of `checkpoint` says train.py wrote it (a training checkpoint or best.ckpt)."""
+    try:
+        meta = read_sidecar(checkpoint)
+    except CorruptCheckpoint:
+        return False
+    return bool(meta) and (meta.get("resumable") is True or "top1" in meta and "global_step" in meta)
+
+
 def run_files(folder: str) -> list[str]:
-    """The names in `folder` that belong to a training run: checkpoints, sidecars, config.yaml, metrics.csv."""
+    """The names in `folder` that a training run wrote: checkpoints whose sidecars say so, those sidecars,
+    config.yaml, metrics.csv and metrics.png."""
     if not os.path.isdir(folder):
         return []
+    suffix = ".ckpt" + SIDECAR_SUFFIX
+    checkpoints = {n[:-len(SIDECAR_SUFFIX)] for n in os.listdir(folder) if n.endswith(suffix)}
+    ours = {n for n in checkpoints if _written_by_a_run(os.path.join(folder, n))}
     return sorted(n for n in os.listdir(folder)
-                  if n.endswith(".ckpt") or n.endswith(".ckpt" + SIDECAR_SUFFIX) or n in RUN_FILES)
+                  if n in RUN_FILES or n in ours or n.endswith(suffix) and n[:-len(SIDECAR_SUFFIX)] in ours)
 
 
 def refuse_used_folder(folder: str, overwrite: bool) -> list[str]:

@@ -102,7 +102,8 @@ class Trainer:
             if not self.cfg.resume:
                 removed = refuse_used_folder(self.output, self.cfg.overwrite)
                 if removed:
-                    self.say(f"--overwrite: deleted the previous run's {len(removed)} files in {self.output}")
+                    self.say(f"--overwrite: deleted the previous run's {len(removed)} files in {self.output}: "
+                             f"{', '.join(removed)}")
             for name in remove_unfinished_saves(self.output):
                 self.say(f"removed {name}, the temporary file of a save that was interrupted")
 
