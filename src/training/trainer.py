@@ -183,12 +183,14 @@ class Trainer:
         seconds = self.log.end_epoch(epoch, epoch_loss, step_lr, eval_text)
         saved = None
         if self.placement.is_main:
-            if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
-                saved = self._save(state)
+            # The row goes first: a kill between the two leaves a row that the resume drops and writes again,
+            # never a checkpoint whose epoch has no row.
             self.metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                 top1=None if result is None else f"{result.top1:.6f}",
                                 top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}",
                                 skipped=self.skipped_in_epoch, loss_scale=f"{self.checkpoints.loss_scale:g}")
+            if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
+                saved = self._save(state)
             self._draw_curves()
         if self.stop.signum and epoch < cfg.epoch_size:
             self._stop(state, f"the end of epoch {epoch}", saved=saved)

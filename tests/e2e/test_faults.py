@@ -90,6 +90,19 @@ def test_kill_9_inside_a_save_keeps_the_previous_checkpoint(data, tmp_path):
     assert [m["epoch"] for m in assert_all_load(out)] == [1, 2]
 
 
+def test_kill_9_right_after_a_save_loses_no_metrics_row(data, tmp_path):
+    out = tmp_path / "out"
+    run = start_entry("train.py", train_args(data, out, "--epoch_size", "2"),
+                      env={**fault_env(), "FAULT_PAUSE_AFTER_SAVE": "1"})
+    run.wait_for("fault: paused after save of")
+    run.proc.kill()
+    assert run.finish() == -signal.SIGKILL
+    resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with open(out / "metrics.csv", encoding="utf-8") as handle:
+        assert [row.split(",")[:2] for row in handle.read().split()[1:]] == [["1", str(STEPS)], ["2", str(2 * STEPS)]]
+
+
 def test_truncated_newest_checkpoint_is_named_and_resume_falls_back(resumed_run, data, tmp_path):
     # (Flipped bytes are caught the same way; tests/test_fuzz_checkpoint.py covers both in-process.)
     source, _ = resumed_run
