@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from mindspore import nn
 
+from src.training.run_folder import deleted_folder_error
 from src.training.train_step import check_finite_weights
 from src.utils.atomic_file import TEMP_PREFIX, remove_if_present
 from src.utils.checkpoint_file import (EMA_PREFIX, MOMENT_PREFIX, SIDECAR_SUFFIX, CorruptCheckpoint, assign_parameters,
@@ -75,15 +76,16 @@ class CheckpointManager:
         check_finite_weights(net.get_parameters(), f"epoch {epoch} step {step}/{steps_per_epoch}", self.last)
         entries = ([{"name": p.name, "data": p} for p in net.get_parameters()] +
                    [{"name": m.name, "data": m} for m in optimizer.moments] + list(extra_entries or []))
-        index = 1 + max((i for i in (_index(m) for m in _sidecars(self.folder).values()) if i is not None), default=0)
         try:
+            index = 1 + max((i for i in map(_index, _sidecars(self.folder).values()) if i is not None), default=0)
             save_checkpoint_atomic(entries, path, append_dict={"epoch_num": state.epoch, "step_num": state.global_step},
                                    metadata=self._metadata(state, resumable=True, step_in_epoch=state.step_in_epoch,
                                                            steps_per_epoch=steps_per_epoch, save_index=index,
                                                            parent_index=self.parent_index))
         except OSError as err:
-            raise UserError(f"could not write checkpoint {path}: {err}; free space or pick another "
-                            "--output_path, then resume with --resume auto") from err
+            raise deleted_folder_error(self.folder) or UserError(
+                f"could not write checkpoint {path}: {err}; free space or pick another --output_path, then resume "
+                "with --resume auto") from err
         self.last, self.parent_index = path, index
         self.prune()
         return path
@@ -134,6 +136,9 @@ class CheckpointManager:
     def resume_source(self) -> str | None:
         """The checkpoint `--resume` names: a path, the newest valid one for `auto`, or None."""
         resume = self.cfg.resume
+        if resume and resume != "auto" and os.path.isdir(resume):
+            raise UserError(f"--resume {resume} is a folder; pass a checkpoint file in it (.ckpt), or --resume auto "
+                            f"to continue the newest checkpoint in --output_path")
         if resume != "auto":
             return resume or None
         found = find_resume_checkpoint(self.folder)

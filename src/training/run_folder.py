@@ -65,6 +65,14 @@ def make_output_folder(folder: str) -> None:
     os.makedirs(folder, exist_ok=True)
 
 
+def deleted_folder_error(folder: str) -> UserError | None:
+    """The error to report when a write failed because `folder` itself is gone (None when it exists)."""
+    if os.path.isdir(folder):
+        return None
+    return UserError(f"--output_path {folder} was deleted while the run was writing to it; the files of the run "
+                     "that were in it are lost; start again, or restore the folder and continue with --resume auto")
+
+
 def _open_lock_file(path: str) -> int:
     """Open (or create) the lock file without following a link; refuse anything but a plain file of its own
     (a hard link would let the run overwrite a file elsewhere)."""

@@ -21,7 +21,7 @@ from src.training.loss import CrossEntropySmooth
 from src.training.plot import PNG_NAME, plot_metrics
 from src.training.rank0_statistics import use_rank0_statistics
 from src.training.resume_agreement import check_ranks_agree
-from src.training.run_folder import RunFolderLock, refuse_used_folder
+from src.training.run_folder import RunFolderLock, deleted_folder_error, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
 from src.training.sunk_steps import EpochRunner, SunkSteps, check_finite, steps_text
 from src.training.train_log import MetricsCSV, TrainLog
@@ -280,5 +280,7 @@ def train(cfg: Config, placement: Placement) -> RunState:
                 held.enter_context(RunFolderLock(trainer.output))
             return trainer.run()
     except OSError as err:
+        if placement.is_main and deleted_folder_error(output_folder(cfg)):
+            raise deleted_folder_error(output_folder(cfg)) from err
         raise UserError(f"{err.filename or 'a file'} could not be written or read ({err.strerror or err}); fix "
                         "that (free space, permissions), then continue with --resume auto") from err
