@@ -6,7 +6,7 @@ distributed run every rank trains and evaluates on its shard (the counts are sum
 """
 import os
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 
 import mindspore as ms
 import numpy as np
@@ -81,6 +81,7 @@ class Trainer:
                                         self.checkpoints.loss_scale, place.device_target), self.ema)
         self.runner = EpochRunner(self.sunk, self._step, train_data, cfg.epoch_size - state.epoch, self.sink_size,
                                   place.device_target, lambda: build_train_dataset(cfg, place))
+        self.stop.check("during start-up, before training")  # before the run's files: the folder stays unused
         self.metrics = self._start_run_files(state)
         self.log = TrainLog(cfg.epoch_size, self.steps_per_epoch, cfg.batch_size * place.rank_size,
                             cfg.log_interval, self.prefix)
@@ -92,6 +93,9 @@ class Trainer:
             skip = 0  # only the resumed epoch had steps trained before the stop
             self._end_epoch(epoch, state, loss, last_lr)
         self._finish(state)
+        if self.stop.signum:
+            raise TrainingInterrupted(f"stopped by {self.stop.name} at the end of the run; every epoch is done and "
+                                      "saved", self.stop.signum)
         return state
 
     def _prepare_output(self) -> None:
@@ -265,16 +269,16 @@ class Trainer:
                      f"checkpoints, config.yaml and metrics.csv in {self.output}")
 
 
-def train(cfg: Config, placement: Placement) -> RunState:
+def train(cfg: Config, placement: Placement, stop: StopRequest | None = None) -> RunState:
     """Run training as configured; see `Trainer`.
 
     SIGTERM and Ctrl-C save a checkpoint at the end of the current sink (`--sink_size` steps) and stop
-    (`TrainingInterrupted`).
+    (`TrainingInterrupted`); train.py passes the `stop` it started before MindSpore loaded.
     A file that cannot be written (a full disk, no permission) stops the run with one line naming the
     file; checkpoints are written atomically, so the previous ones are intact.
     """
     try:
-        with StopRequest() as stop, ExitStack() as held:
+        with nullcontext(stop) if stop else StopRequest() as stop, ExitStack() as held:
             trainer = Trainer(cfg, placement, stop)
             if placement.is_main:  # the one writer of the folder holds its lock until the run ends
                 held.enter_context(RunFolderLock(trainer.output))
