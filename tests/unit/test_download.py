@@ -186,8 +186,27 @@ def test_an_archive_that_unpacks_beyond_the_size_cap_is_refused(tmp_path, serve,
     assert os.listdir(target) == []
 
 
+class _Unannounced:
+    """A response without a Content-Length that streams zeros (as `file:///dev/zero` does), up to `size`."""
+
+    def __init__(self, size: int):
+        self.headers, self.left = {}, size
+
+    def read(self, count: int) -> bytes:
+        count = min(count, self.left)
+        self.left -= count
+        return bytes(count)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        return False
+
+
 def test_an_endless_download_stops_at_the_cap_and_keeps_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", 3 * 1024 * 1024)  # the real cap is 340 MB
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: _Unannounced(30 * 1024 * 1024))
     target = tmp_path / "data"
     with pytest.raises(UserError, match="from file:///dev/zero is larger than 3 MB .*stopped and deleted"):
         download_cifar10(str(target), "file:///dev/zero", "0" * 32)
