@@ -19,7 +19,8 @@ def main() -> int:
 
         cfg = load_config(description=__doc__, script="train")
         check_device_choices(cfg)
-        stop.check("during start-up, before training")
+        if not cfg.run_distribute:  # ranks decide together, once they can talk (Trainer.run)
+            stop.check("during start-up, before training")
         # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
         from src.training.trainer import train
 

@@ -24,11 +24,15 @@ _POLL_SECONDS = 0.2  # how often the watching thread looks whether it should end
 
 
 class TrainingInterrupted(UserError):
-    """The run stopped on a signal; `exit_code` follows the shell convention 128 + signal number."""
+    """The run stopped on a signal; `exit_code` follows the shell convention 128 + signal number.
+
+    A rank under msrun exits 0 instead: msrun answers a non-zero exit by SIGKILLing every other rank
+    and printing a traceback, and the ranks stop together anyway (`StopRequest.agreed`); the launcher,
+    which delivered the signal, reports 128 + signal for the job."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
-        self.exit_code = 128 + signum
+        self.exit_code = 0 if os.environ.get("MS_ROLE") == "MS_WORKER" else 128 + signum
 
 
 class StopRequest:
@@ -53,6 +57,15 @@ class StopRequest:
         """At a safe point where nothing is due to be saved: stop now if a signal came."""
         if self.signum:
             raise TrainingInterrupted(f"stopped by {self.name} {where}; nothing was saved", self.signum)
+
+    def agreed(self, rank_size: int) -> bool:
+        """Whether any rank was asked to stop: a collective that every rank calls at the same points, so
+        that all of them stop after the same step (and none exits while rank 0 still saves)."""
+        if rank_size > 1:
+            signum = _max_over_ranks(self.signum or 0)
+            if signum and not self.signum:
+                self.signum = signal.Signals(signum)
+        return bool(self.signum)
 
     def _handle(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -97,3 +110,16 @@ class StopRequest:
                 signal.signal(signum, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)  # one that came meanwhile now acts as before
         self._mask, self._thread, self._previous = None, None, {}
+
+
+_GATHER: list = []  # the compiled AllGather cell, built on first use
+
+
+def _max_over_ranks(value: int) -> int:
+    """The largest `value` over all ranks (gathered in a compiled cell, as the training step)."""
+    import mindspore as ms  # here: this module loads before MindSpore does
+
+    from src.training.resume_agreement import AllGather
+    if not _GATHER:
+        _GATHER.append(AllGather())
+    return int(_GATHER[0](ms.Tensor([value], ms.int32)).asnumpy().max())

@@ -81,6 +81,7 @@ class Trainer:
                                         self.checkpoints.loss_scale, place.device_target), self.ema)
         self.runner = EpochRunner(self.sunk, self._step, train_data, cfg.epoch_size - state.epoch, self.sink_size,
                                   place.device_target, lambda: build_train_dataset(cfg, place))
+        self.stop.agreed(place.rank_size)
         self.stop.check("during start-up, before training")  # before the run's files: the folder stays unused
         self.metrics = self._start_run_files(state)
         self.log = TrainLog(cfg.epoch_size, self.steps_per_epoch, cfg.batch_size * place.rank_size,
@@ -164,7 +165,7 @@ class Trainer:
             self.checkpoints.loss_scale = totals.loss_scale
             self.log.steps(epoch, last, last - first + 1, totals.loss, step_lr,
                            (totals.skipped, totals.loss_scale) if self.sunk.checked else None)
-            if self.stop.signum and state.step_in_epoch:
+            if self.stop.agreed(self.placement.rank_size) and state.step_in_epoch:
                 self._stop(state, steps_text(epoch, last, last, self.steps_per_epoch))
         if overflowed:
             self.say(f"epoch {epoch}: skipped {overflowed} of {self.steps_per_epoch} steps whose gradients overflowed "
@@ -196,7 +197,7 @@ class Trainer:
             if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
                 saved = self._save(state)
             self._draw_curves()
-        if self.stop.signum and epoch < cfg.epoch_size:
+        if self.stop.agreed(self.placement.rank_size) and epoch < cfg.epoch_size:
             self._stop(state, f"the end of epoch {epoch}", saved=saved)
 
     def _draw_curves(self) -> None:
@@ -254,7 +255,8 @@ class Trainer:
             saved = saved or self._save(state)
             done = f"saved {saved}; to continue, run the same command with --resume auto"
         else:
-            done = "rank 0 saves the checkpoint"
+            done = "rank 0 saved the checkpoint"
+        self.stop.agreed(self.placement.rank_size)  # no rank ends before rank 0 has saved
         raise TrainingInterrupted(f"{self.prefix}stopped by {self.stop.name} at {where}; {done}", self.stop.signum)
 
     def _finish(self, state: RunState) -> None:
