@@ -44,7 +44,7 @@ def _fetch(url: str, destination: str, timeout: float) -> tuple[str, str]:
             while chunk := response.read(CHUNK_BYTES):
                 received += len(chunk)
                 if max(received, expected) > MAX_ARCHIVE_BYTES:
-                    raise UserError(f"the download from {url} is larger than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB "
+                    raise UserError(f"the download from {redact_url(url)} is larger than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB "
                                     f"(cifar-10-binary.tar.gz is {ARCHIVE_BYTES / 1e6:.0f} MB); stopped and deleted. "
                                     "Check --download_url")
                 out.write(chunk)
