@@ -3,8 +3,8 @@
     python -m src.data.download DIR     # -> DIR/cifar-10-batches-bin
 
 The archive is streamed to a temporary file (at most `MAX_ARCHIVE_BYTES`, so an endless or huge
-answer cannot fill the disk) while its MD5 (and, when given, SHA-256) is computed, checked against caps on its unpacked size and member count (a small archive must not fill the
-disk), unpacked into a
+answer cannot fill the disk) while its MD5 (and, when given, SHA-256) is computed, checked against
+caps on its unpacked size and member count (a small archive must not fill the disk), unpacked into a
 temporary folder next to the target, checked, and only then renamed into place. An interrupted
 or corrupted download therefore never leaves a half dataset under the final name.
 """
@@ -44,9 +44,9 @@ def _fetch(url: str, destination: str, timeout: float) -> tuple[str, str]:
             while chunk := response.read(CHUNK_BYTES):
                 received += len(chunk)
                 if max(received, expected) > MAX_ARCHIVE_BYTES:
-                    raise UserError(f"the download from {redact_url(url)} is larger than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB "
-                                    f"(cifar-10-binary.tar.gz is {ARCHIVE_BYTES / 1e6:.0f} MB); stopped and deleted. "
-                                    "Check --download_url")
+                    raise UserError(f"the download from {redact_url(url)} is larger than "
+                                    f"{MAX_ARCHIVE_BYTES / 1e6:.0f} MB (cifar-10-binary.tar.gz is "
+                                    f"{ARCHIVE_BYTES / 1e6:.0f} MB); stopped and deleted. Check --download_url")
                 out.write(chunk)
                 md5.update(chunk)
                 sha256.update(chunk)

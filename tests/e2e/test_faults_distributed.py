@@ -24,7 +24,8 @@ TINY = ["--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32", "-
 
 # Starts a command with SIGINT at its default: bash cannot trap a signal that was ignored when it started
 # (as in a background job), and the launcher's Ctrl-C handling is what the test is about.
-WITH_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+WITH_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execvp(sys.argv[1], sys.argv[1:])")
 
 
 def launch(data: str, out, logs, *extra: str, env: dict | None = None) -> Watched:
