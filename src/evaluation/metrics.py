@@ -105,8 +105,8 @@ def sum_across_ranks(result: EvalResult, rank_size: int, gather: Callable[[np.nd
     mine = np.concatenate([counts, loss_sum, confusion.astype(np.int32).ravel()])
     if gather is None:  # imported here: postprocess.py computes metrics without loading MindSpore
         import mindspore as ms
-        from src.training.resume_agreement import AllGather
-        gather = lambda values: AllGather()(ms.Tensor(values)).asnumpy()  # noqa: E731
+        from src.training.resume_agreement import _AllGather
+        gather = lambda values: _AllGather()(ms.Tensor(values)).asnumpy()  # noqa: E731
     ranks = np.asarray(gather(mine)).reshape(rank_size, len(mine))
     hits1, hits5, images = ranks[:, :3].astype(np.int64).sum(axis=0)
     losses = np.ascontiguousarray(ranks[:, 3:5]).view(np.float64).ravel()

@@ -13,7 +13,7 @@ from src.utils.checkpoint_file import read_sidecar
 from src.utils.errors import UserError
 
 
-class AllGather(nn.Cell):
+class _AllGather(nn.Cell):
     """AllGather in a compiled cell (graph mode, like the training step)."""
 
     def __init__(self):
@@ -37,7 +37,7 @@ def check_ranks_agree(path: str | None, rank_id: int, rank_size: int) -> None:
     if rank_size < 2:
         return
     mine = np.array(choice_key(path), dtype=np.int32)
-    gathered = AllGather()(ms.Tensor(mine)).asnumpy().reshape(rank_size, 2)
+    gathered = _AllGather()(ms.Tensor(mine)).asnumpy().reshape(rank_size, 2)
     if (gathered == gathered[0]).all():
         return
     found = ", ".join(f"rank {rank}: " + ("nothing" if step < 0 else f"global step {step}")

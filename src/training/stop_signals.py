@@ -119,7 +119,7 @@ def _max_over_ranks(value: int) -> int:
     """The largest `value` over all ranks (gathered in a compiled cell, as the training step)."""
     import mindspore as ms  # here: this module loads before MindSpore does
 
-    from src.training.resume_agreement import AllGather
+    from src.training.resume_agreement import _AllGather
     if not _GATHER:
-        _GATHER.append(AllGather())
+        _GATHER.append(_AllGather())
     return int(_GATHER[0](ms.Tensor([value], ms.int32)).asnumpy().max())
