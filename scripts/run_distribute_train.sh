@@ -141,7 +141,8 @@ run_with_rank_table() {
 }
 
 # shellcheck disable=SC2317  # run by the traps of run_with_msrun
-# worker_pids PID: the msrun workers (MS_ROLE=MS_WORKER) below PID; a worker's own children are skipped.
+# worker_pids PID: the msrun workers (train.py processes with MS_ROLE=MS_WORKER) below PID; a worker's own
+# children are skipped, and so is msrun's `tail -f` of a worker log (which inherits MS_ROLE too).
 worker_pids() {
   local pending=("$1") pid child
   while ((${#pending[@]})); do
@@ -149,7 +150,9 @@ worker_pids() {
     pending=("${pending[@]:1}")
     for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
       if tr '\0' '\n' <"/proc/$child/environ" 2>/dev/null | grep -qx 'MS_ROLE=MS_WORKER'; then
-        echo "$child"
+        if tr '\0' '\n' <"/proc/$child/cmdline" 2>/dev/null | grep -qx "$REPO_ROOT/train.py"; then
+          echo "$child"
+        fi
       else
         pending+=("$child")
       fi
@@ -189,7 +192,7 @@ run_with_msrun() {
       echo "stopping: SIGTERM to ${#workers[@]} ranks; rank 0 saves a checkpoint at its next step (up to" \
         "STOP_GRACE=$STOP_GRACE s; a second Ctrl+C kills the job at once)" >&2
       kill -TERM "${workers[@]}" 2>/dev/null || true
-      (sleep "$STOP_GRACE" && kill -INT "$msrun_pid" 2>/dev/null) &
+      (sleep "$STOP_GRACE" && kill -INT "$msrun_pid") 2>/dev/null & # quiet: no "Terminated" when it is ended
       watchdog=$!
     else
       kill -INT "$msrun_pid" 2>/dev/null || true

@@ -2,9 +2,9 @@
 
     python -m src.data.download DIR     # -> DIR/cifar-10-batches-bin
 
-The archive is streamed to a temporary file while its MD5 (and, when given, SHA-256) is computed,
-checked against caps on its unpacked size and member count (a small archive must not fill the
-disk), unpacked into a
+The archive is streamed to a temporary file (at most `MAX_ARCHIVE_BYTES`, so an endless or huge
+answer cannot fill the disk) while its MD5 (and, when given, SHA-256) is computed, checked against
+caps on its unpacked size and member count (a small archive must not fill the disk), unpacked into a
 temporary folder next to the target, checked, and only then renamed into place. An interrupted
 or corrupted download therefore never leaves a half dataset under the final name.
 """
@@ -30,6 +30,8 @@ CHUNK_BYTES = 1 << 20
 # files), about 185 MB; the caps leave a margin and refuse anything far beyond that.
 MAX_MEMBERS = 64
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+ARCHIVE_BYTES = 170_052_171  # cifar-10-binary.tar.gz
+MAX_ARCHIVE_BYTES = 2 * ARCHIVE_BYTES  # the download stops beyond this
 
 
 def _fetch(url: str, destination: str, timeout: float) -> tuple[str, str]:
@@ -40,10 +42,14 @@ def _fetch(url: str, destination: str, timeout: float) -> tuple[str, str]:
             expected = int(response.headers.get("Content-Length") or 0)
             received, next_report = 0, 0.1
             while chunk := response.read(CHUNK_BYTES):
+                received += len(chunk)
+                if max(received, expected) > MAX_ARCHIVE_BYTES:
+                    raise UserError(f"the download from {redact_url(url)} is larger than "
+                                    f"{MAX_ARCHIVE_BYTES / 1e6:.0f} MB (cifar-10-binary.tar.gz is "
+                                    f"{ARCHIVE_BYTES / 1e6:.0f} MB); stopped and deleted. Check --download_url")
                 out.write(chunk)
                 md5.update(chunk)
                 sha256.update(chunk)
-                received += len(chunk)
                 if expected and received / expected >= next_report:
                     print(f"  downloaded {received / 1e6:.1f} of {expected / 1e6:.1f} MB", flush=True)
                     next_report += 0.1

@@ -4,6 +4,13 @@ A training checkpoint `{arch}-{epoch}_{step}.ckpt` holds the weights and the opt
 its sidecar holds the run state (`RunState`), so a run resumes exactly where it stopped. After a
 whole epoch the name ends in `_{steps_per_epoch}`; a checkpoint saved on a signal inside epoch E
 after S steps is `{arch}-E_S.ckpt` (MindSpore's own epoch_step naming).
+
+Lineage: every save records `save_index` (one more than any in the folder) and `parent_index`, the
+save it continues (the checkpoint resumed from, or the previous save). Resuming an older checkpoint
+starts a new branch; the newest save is the run's state, the checkpoints on its parent chain are its
+history, and the rest belong to the abandoned branch. Pruning verifies every file before ranking,
+keeps the newest K of the lineage, never deletes the newest save, and deletes the abandoned branch
+only once the new branch has a save that verifies.
 """
 import os
 import sys
@@ -13,6 +20,7 @@ from typing import Any
 import numpy as np
 from mindspore import nn
 
+from src.training.run_folder import deleted_folder_error
 from src.training.train_step import check_finite_weights
 from src.utils.atomic_file import TEMP_PREFIX, remove_if_present
 from src.utils.checkpoint_file import (EMA_PREFIX, MOMENT_PREFIX, SIDECAR_SUFFIX, CorruptCheckpoint, assign_parameters,
@@ -48,6 +56,8 @@ class CheckpointManager:
         self.device_num = 1      # the trainer sets it; saved with every checkpoint for a resume's LR position
         self.next_lr: float | None = None  # the LR of the next step; the trainer keeps it current
         self.resumed_meta: dict[str, Any] | None = None  # the sidecar of the checkpoint resumed
+        self.parent_index: int | None = None  # the `save_index` of `last`: the parent of the next save
+        self._verified: dict[str, tuple[tuple, dict[str, Any] | None]] = {}  # path -> (stat key, sidecar)
 
     def _metadata(self, state: RunState, **extra) -> dict[str, Any]:
         cfg = self.cfg
@@ -67,44 +77,68 @@ class CheckpointManager:
         entries = ([{"name": p.name, "data": p} for p in net.get_parameters()] +
                    [{"name": m.name, "data": m} for m in optimizer.moments] + list(extra_entries or []))
         try:
+            index = 1 + max((i for i in map(_index, _sidecars(self.folder).values()) if i is not None), default=0)
             save_checkpoint_atomic(entries, path, append_dict={"epoch_num": state.epoch, "step_num": state.global_step},
                                    metadata=self._metadata(state, resumable=True, step_in_epoch=state.step_in_epoch,
-                                                           steps_per_epoch=steps_per_epoch))
+                                                           steps_per_epoch=steps_per_epoch, save_index=index,
+                                                           parent_index=self.parent_index))
         except OSError as err:
-            raise UserError(f"could not write checkpoint {path}: {err}; free space or pick another "
-                            "--output_path, then resume with --resume auto") from err
-        self.last = path
+            raise deleted_folder_error(self.folder) or UserError(
+                f"could not write checkpoint {path}: {err}; free space or pick another --output_path, then resume "
+                "with --resume auto") from err
+        self.last, self.parent_index = path, index
         self.prune()
         return path
 
+    def _verify(self, path: str) -> dict[str, Any] | None:
+        """`verify_checkpoint`, remembered while the file's size, inode and mtime stay the same."""
+        info = os.stat(path)
+        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = self._verified.get(path)
+        if cached is None or cached[0] != key:
+            cached = self._verified[path] = (key, verify_checkpoint(path))
+        return dict(cached[1]) if cached[1] is not None else None
+
     def prune(self) -> None:
-        """Keep the `keep_checkpoint_max` training checkpoints with the largest global step."""
+        """Keep the `keep_checkpoint_max` newest verified checkpoints of the newest save's lineage; delete
+        the abandoned branch's checkpoints once the newest save verifies. Damaged files are never deleted."""
         keep = self.cfg.keep_checkpoint_max
         if keep <= 0:
             return
-        runs = []
+        valid = {}
         for path in list_checkpoints(self.folder):
             if os.path.basename(path) == BEST_NAME:
                 continue
             try:
-                meta = read_sidecar(path)
-            except CorruptCheckpoint as err:  # never deleted, never fatal: a damaged old file is not this run's
+                meta = self._verify(path)
+            except UserError as err:  # never deleted, never fatal: a damaged file is not evidence of anything
                 print(f"warning: not pruning {path}: {err}", file=sys.stderr, flush=True)
                 continue
             if meta and meta.get("resumable") and isinstance(meta.get("global_step"), int):
-                runs.append((meta["global_step"], path))
-        for _, path in sorted(runs)[:-keep]:
+                valid[path] = meta
+        newest = self.last or max(valid, key=lambda path: save_order(valid[path]), default=None)
+        if newest not in valid:  # the newest save does not verify: delete nothing
+            return
+        lineage = lineage_indices(self.folder, valid[newest])
+        history = [path for path, meta in valid.items() if _index(meta) is None or _index(meta) in lineage]
+        abandoned = [path for path in valid if path not in history]
+        history.sort(key=lambda path: save_order(valid[path]))
+        for path in abandoned + [p for p in history[:-keep] if p != newest]:
             remove_checkpoint(path)
 
     def save_best(self, net: nn.Cell, state: RunState, top1: float, top5: float, weights: str = "trained") -> None:
         """Write `best.ckpt` (weights only, with its accuracy and `weights`, "trained" or "ema", in the sidecar)."""
         check_finite_weights(net.get_parameters(), f"the end of epoch {state.epoch}", self.last)
         save_checkpoint_atomic(net, os.path.join(self.folder, BEST_NAME),
-                               metadata=self._metadata(state, top1=top1, top5=top5, resumable=False, weights=weights))
+                               metadata=self._metadata(state, top1=top1, top5=top5, resumable=False, weights=weights,
+                                                       parent_index=self.parent_index))
 
     def resume_source(self) -> str | None:
         """The checkpoint `--resume` names: a path, the newest valid one for `auto`, or None."""
         resume = self.cfg.resume
+        if resume and resume != "auto" and os.path.isdir(resume):
+            raise UserError(f"--resume {resume} is a folder; pass a checkpoint file in it (.ckpt), or --resume auto "
+                            f"to continue the newest checkpoint in --output_path")
         if resume != "auto":
             return resume or None
         found = find_resume_checkpoint(self.folder)
@@ -130,8 +164,27 @@ class CheckpointManager:
                             "--batch_size and data, or from a checkpoint saved at the end of an epoch")
         if meta.get("amp_level") == self.amp_level and meta.get("loss_scale"):
             self.loss_scale = float(meta["loss_scale"])
-        self.last, self.resumed_meta = path, meta
+        if state.best_top1 is not None and not self._best_on_lineage(meta):
+            print(f"{BEST_NAME} holds a model of a branch that this resume abandons; the next evaluation "
+                  f"rewrites it", flush=True)
+            state.best_top1 = None
+        self.last, self.resumed_meta, self.parent_index = path, meta, _index(meta)
         return state, {name: value for name, value in rest.items() if name.startswith((MOMENT_PREFIX, EMA_PREFIX))}
+
+    def _best_on_lineage(self, resumed: dict[str, Any]) -> bool:
+        """Whether `best.ckpt` is the best model of the resumed checkpoint's history (its accuracy is the
+        one the resumed sidecar records, saved no later, on its parent chain)."""
+        try:
+            best = read_sidecar(os.path.join(self.folder, BEST_NAME))
+        except CorruptCheckpoint:
+            return False
+        if best is None or best.get("top1") != resumed.get("best_top1") or \
+                not isinstance(best.get("global_step"), int) or best["global_step"] > resumed["global_step"]:
+            return False
+        parent, chain = best.get("parent_index"), lineage_indices(self.folder, resumed)
+        present = {_index(m) for m in _sidecars(self.folder).values()}
+        # an ancestor older than the chain's oldest present save was pruned; an abandoned save is still here
+        return parent is None or parent in chain or (parent not in present and parent < min(chain, default=0))
 
     @staticmethod
     def restore_moments(optimizer: nn.Optimizer, moments: dict[str, np.ndarray], path: str) -> None:
@@ -146,8 +199,9 @@ class CheckpointManager:
 def find_resume_checkpoint(folder: str) -> tuple[str, dict[str, Any]] | None:
     """The newest checkpoint of a training run in `folder` that passes verification.
 
-    Newest means the largest global step (then epoch, then step in the epoch) recorded in the
-    sidecar, never parsed from the file name. Corrupt candidates are skipped with a warning that names them.
+    Newest means the latest save (`save_order`: the save index, then the global step) recorded in the
+    sidecar, never parsed from the file name: after a resume from an older checkpoint, the new branch's
+    saves are newer than the abandoned ones. Corrupt candidates are skipped with a warning that names them.
     """
     if not os.path.isdir(folder):
         return None
@@ -159,12 +213,47 @@ def find_resume_checkpoint(folder: str) -> tuple[str, dict[str, Any]] | None:
             print(f"warning: skipping {path}: {err}", file=sys.stderr, flush=True)
             continue
         if meta is not None and meta.get("resumable") and isinstance(meta.get("global_step"), int):
-            order = (meta["global_step"], meta.get("epoch", 0), meta.get("step_in_epoch", 0))
-            candidates.append((order, path, meta))
+            candidates.append((save_order(meta), path, meta))
     if not candidates:
         return None
     _, path, meta = max(candidates, key=lambda item: item[0])
     return path, meta
+
+
+def _index(meta: dict[str, Any] | None) -> int | None:
+    index = (meta or {}).get("save_index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+def save_order(meta: dict[str, Any]) -> tuple:
+    """Sort key of training checkpoints, oldest save first (sidecars without a save index come first)."""
+    index = _index(meta)
+    return (index is not None, index or 0, meta["global_step"], meta.get("epoch", 0), meta.get("step_in_epoch", 0))
+
+
+def _sidecars(folder: str) -> dict[str, dict[str, Any]]:
+    """The readable sidecars of the checkpoints in `folder` (unverified: for indices and parents only)."""
+    found = {}
+    for path in list_checkpoints(folder):
+        try:
+            meta = read_sidecar(path)
+        except CorruptCheckpoint:
+            continue
+        if meta is not None:
+            found[path] = meta
+    return found
+
+
+def lineage_indices(folder: str, newest: dict[str, Any]) -> set[int]:
+    """The save indices of `newest` and of its ancestors still in `folder` (by their sidecars)."""
+    parents = {_index(m): m.get("parent_index") for m in _sidecars(folder).values()
+               if m.get("resumable") and _index(m) is not None}
+    chain, index = set(), _index(newest)
+    parents.setdefault(index, newest.get("parent_index"))
+    while index is not None and index not in chain:
+        chain.add(index)
+        index = parents.get(index)
+    return chain
 
 
 def remove_unfinished_saves(folder: str) -> list[str]:

@@ -7,19 +7,22 @@ ends deletes the file (so a finished folder holds only the run's own files).
 (flock on NFS is only as good as the NFS server's lock support; a local disk or Lustre is safe.)
 
 `refuse_used_folder` stops a new run (no `--resume`) in a folder that already holds a run's files,
-unless `--overwrite true` asks to delete them first.
+unless `--overwrite true` asks to delete them first: only files this project wrote for a run
+(checkpoints whose sidecars say so, their sidecars, config.yaml, metrics.csv, metrics.png), never
+another `.ckpt` that happens to sit there.
 """
 import fcntl
 import json
 import os
 import socket
+import stat
 
 from src.utils.atomic_file import remove_if_present
-from src.utils.checkpoint_file import SIDECAR_SUFFIX
+from src.utils.checkpoint_file import SIDECAR_SUFFIX, CorruptCheckpoint, read_sidecar
 from src.utils.errors import UserError
 
 LOCK_NAME = ".train.lock"
-RUN_FILES = ("config.yaml", "metrics.csv")  # besides checkpoints and their sidecars
+RUN_FILES = ("config.yaml", "metrics.csv", "metrics.png")  # besides checkpoints and their sidecars
 
 
 class RunFolderLock:
@@ -30,9 +33,9 @@ class RunFolderLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "RunFolderLock":
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        make_output_folder(os.path.dirname(self.path))
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -50,9 +53,40 @@ class RunFolderLock:
 
     def __exit__(self, *_exc) -> None:
         if self._fd is not None:
-            os.remove(self.path)  # still locked: a run that opened it meanwhile sees it gone and retries
+            remove_if_present(self.path)  # still locked: a run that opened it meanwhile sees it gone and retries
             os.close(self._fd)
             self._fd = None
+
+
+def make_output_folder(folder: str) -> None:
+    """Create `folder` (and its parents); one line when a file is in the way."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise UserError(f"--output_path {folder} is a file, not a folder; pick a folder for the run's files")
+    os.makedirs(folder, exist_ok=True)
+
+
+def deleted_folder_error(folder: str) -> UserError | None:
+    """The error to report when a write failed because `folder` itself is gone (None when it exists)."""
+    if os.path.isdir(folder):
+        return None
+    return UserError(f"--output_path {folder} was deleted while the run was writing to it; the files of the run "
+                     "that were in it are lost; start again, or restore the folder and continue with --resume auto")
+
+
+def _open_lock_file(path: str) -> int:
+    """Open (or create) the lock file without following a link; refuse anything but a plain file of its own
+    (a hard link would let the run overwrite a file elsewhere)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        raise UserError(f"{path} cannot be opened as the run's lock file ({err.strerror}: a link or a folder "
+                        "there?); delete it and try again") from err
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise UserError(f"{path} is not a plain file of its own (a link to another file, or a device); "
+                        "delete it and try again")
+    return fd
 
 
 def _same_file(fd: int, path: str) -> bool:
@@ -70,12 +104,25 @@ def _read_holder(fd: int) -> str:
         return "a process that has not written its pid yet"
 
 
+def _written_by_a_run(checkpoint: str) -> bool:
+    """Whether the sidecar of `checkpoint` says train.py wrote it (a training checkpoint or best.ckpt)."""
+    try:
+        meta = read_sidecar(checkpoint)
+    except CorruptCheckpoint:
+        return False
+    return bool(meta) and (meta.get("resumable") is True or "top1" in meta and "global_step" in meta)
+
+
 def run_files(folder: str) -> list[str]:
-    """The names in `folder` that belong to a training run: checkpoints, sidecars, config.yaml, metrics.csv."""
+    """The names in `folder` that a training run wrote: checkpoints whose sidecars say so, those sidecars,
+    config.yaml, metrics.csv and metrics.png."""
     if not os.path.isdir(folder):
         return []
+    suffix = ".ckpt" + SIDECAR_SUFFIX
+    checkpoints = {n[:-len(SIDECAR_SUFFIX)] for n in os.listdir(folder) if n.endswith(suffix)}
+    ours = {n for n in checkpoints if _written_by_a_run(os.path.join(folder, n))}
     return sorted(n for n in os.listdir(folder)
-                  if n.endswith(".ckpt") or n.endswith(".ckpt" + SIDECAR_SUFFIX) or n in RUN_FILES)
+                  if n in RUN_FILES or n in ours or n.endswith(suffix) and n[:-len(SIDECAR_SUFFIX)] in ours)
 
 
 def refuse_used_folder(folder: str, overwrite: bool) -> list[str]:

@@ -4,7 +4,7 @@ import io
 import os
 import time
 
-from src.utils.atomic_file import write_atomic
+from src.utils.atomic_file import append_durably, write_atomic
 
 METRICS_FIELDS = ("epoch", "step", "loss", "lr", "top1", "top5", "seconds", "skipped", "loss_scale")
 
@@ -148,7 +148,4 @@ class MetricsCSV:
         text = io.StringIO()
         csv.DictWriter(text, fieldnames=METRICS_FIELDS).writerow(
             {key: ("" if row.get(key) is None else row[key]) for key in METRICS_FIELDS})
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            handle.write(text.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_durably(self.path, text.getvalue().encode("utf-8"))

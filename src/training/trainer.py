@@ -6,7 +6,7 @@ distributed run every rank trains and evaluates on its shard (the counts are sum
 """
 import os
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 
 import mindspore as ms
 import numpy as np
@@ -21,7 +21,7 @@ from src.training.ema import WeightsEMA
 from src.training.plot import PNG_NAME, plot_metrics
 from src.training.rank0_statistics import use_rank0_statistics
 from src.training.resume_agreement import check_ranks_agree
-from src.training.run_folder import RunFolderLock, refuse_used_folder
+from src.training.run_folder import RunFolderLock, deleted_folder_error, refuse_used_folder
 from src.training.stop_signals import StopRequest, TrainingInterrupted
 from src.training.sunk_steps import EpochRunner, SunkSteps, check_finite, steps_text
 from src.training.train_log import MetricsCSV, TrainLog
@@ -82,6 +82,8 @@ class Trainer:
                                         self.checkpoints.loss_scale, place.device_target), self.ema)
         self.runner = EpochRunner(self.sunk, self._step, train_data, cfg.epoch_size - state.epoch, self.sink_size,
                                   place.device_target, lambda: build_train_dataset(cfg, place))
+        self.stop.agreed(place.rank_size)
+        self.stop.check("during start-up, before training")  # before the run's files: the folder stays unused
         self.metrics = self._start_run_files(state)
         self.log = TrainLog(cfg.epoch_size, self.steps_per_epoch, cfg.batch_size * place.rank_size,
                             cfg.log_interval, self.prefix)
@@ -93,6 +95,9 @@ class Trainer:
             skip = 0  # only the resumed epoch had steps trained before the stop
             self._end_epoch(epoch, state, loss, last_lr)
         self._finish(state)
+        if self.stop.signum:
+            raise TrainingInterrupted(f"stopped by {self.stop.name} at the end of the run; every epoch is done and "
+                                      "saved", self.stop.signum)
         return state
 
     def _prepare_output(self) -> None:
@@ -103,7 +108,8 @@ class Trainer:
             if not self.cfg.resume:
                 removed = refuse_used_folder(self.output, self.cfg.overwrite)
                 if removed:
-                    self.say(f"--overwrite: deleted the previous run's {len(removed)} files in {self.output}")
+                    self.say(f"--overwrite: deleted the previous run's {len(removed)} files in {self.output}: "
+                             f"{', '.join(removed)}")
             for name in remove_unfinished_saves(self.output):
                 self.say(f"removed {name}, the temporary file of a save that was interrupted")
 
@@ -160,7 +166,7 @@ class Trainer:
             self.checkpoints.loss_scale = totals.loss_scale
             self.log.steps(epoch, last, last - first + 1, totals.loss, step_lr,
                            (totals.skipped, totals.loss_scale) if self.sunk.checked else None)
-            if self.stop.signum and state.step_in_epoch:
+            if self.stop.agreed(self.placement.rank_size) and state.step_in_epoch:
                 self._stop(state, steps_text(epoch, last, last, self.steps_per_epoch))
         if overflowed:
             self.say(f"epoch {epoch}: skipped {overflowed} of {self.steps_per_epoch} steps whose gradients overflowed "
@@ -183,14 +189,16 @@ class Trainer:
         seconds = self.log.end_epoch(epoch, epoch_loss, step_lr, eval_text)
         saved = None
         if self.placement.is_main:
-            if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
-                saved = self._save(state)
+            # The row goes first: a kill between the two leaves a row that the resume drops and writes again,
+            # never a checkpoint whose epoch has no row.
             self.metrics.append(epoch=epoch, step=state.global_step, loss=f"{epoch_loss:.6f}", lr=f"{step_lr:.8f}",
                                 top1=None if result is None else f"{result.top1:.6f}",
                                 top5=None if result is None else f"{result.top5:.6f}", seconds=f"{seconds:.2f}",
                                 skipped=self.skipped_in_epoch, loss_scale=f"{self.checkpoints.loss_scale:g}")
+            if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_size:
+                saved = self._save(state)
             self._draw_curves()
-        if self.stop.signum and epoch < cfg.epoch_size:
+        if self.stop.agreed(self.placement.rank_size) and epoch < cfg.epoch_size:
             self._stop(state, f"the end of epoch {epoch}", saved=saved)
 
     def _draw_curves(self) -> None:
@@ -248,7 +256,8 @@ class Trainer:
             saved = saved or self._save(state)
             done = f"saved {saved}; to continue, run the same command with --resume auto"
         else:
-            done = "rank 0 saves the checkpoint"
+            done = "rank 0 saved the checkpoint"
+        self.stop.agreed(self.placement.rank_size)  # no rank ends before rank 0 has saved
         raise TrainingInterrupted(f"{self.prefix}stopped by {self.stop.name} at {where}; {done}", self.stop.signum)
 
     def _finish(self, state: RunState) -> None:
@@ -263,20 +272,22 @@ class Trainer:
                      f"checkpoints, config.yaml and metrics.csv in {self.output}")
 
 
-def train(cfg: Config, placement: Placement) -> RunState:
+def train(cfg: Config, placement: Placement, stop: StopRequest | None = None) -> RunState:
     """Run training as configured; see `Trainer`.
 
     SIGTERM and Ctrl-C save a checkpoint at the end of the current sink (`--sink_size` steps) and stop
-    (`TrainingInterrupted`).
+    (`TrainingInterrupted`); train.py passes the `stop` it started before MindSpore loaded.
     A file that cannot be written (a full disk, no permission) stops the run with one line naming the
     file; checkpoints are written atomically, so the previous ones are intact.
     """
     try:
-        with StopRequest() as stop, ExitStack() as held:
+        with nullcontext(stop) if stop else StopRequest() as stop, ExitStack() as held:
             trainer = Trainer(cfg, placement, stop)
             if placement.is_main:  # the one writer of the folder holds its lock until the run ends
                 held.enter_context(RunFolderLock(trainer.output))
             return trainer.run()
     except OSError as err:
+        if placement.is_main and deleted_folder_error(output_folder(cfg)):
+            raise deleted_folder_error(output_folder(cfg)) from err
         raise UserError(f"{err.filename or 'a file'} could not be written or read ({err.strerror or err}); fix "
                         "that (free space, permissions), then continue with --resume auto") from err

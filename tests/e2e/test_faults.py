@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import time
 import warnings
 
 import pytest
@@ -88,6 +89,19 @@ def test_kill_9_inside_a_save_keeps_the_previous_checkpoint(data, tmp_path):
     assert f"removed {leftovers[0]}" in resumed.stdout and f"resumed {out / CKPT_1}" in resumed.stdout
     assert not [name for name in os.listdir(out) if name.startswith(".tmp-")]
     assert [m["epoch"] for m in assert_all_load(out)] == [1, 2]
+
+
+def test_kill_9_right_after_a_save_loses_no_metrics_row(data, tmp_path):
+    out = tmp_path / "out"
+    run = start_entry("train.py", train_args(data, out, "--epoch_size", "2"),
+                      env={**fault_env(), "FAULT_PAUSE_AFTER_SAVE": "1"})
+    run.wait_for("fault: paused after save of")
+    run.proc.kill()
+    assert run.finish() == -signal.SIGKILL
+    resumed = run_entry("train.py", train_args(data, out, "--epoch_size", "2", "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with open(out / "metrics.csv", encoding="utf-8") as handle:
+        assert [row.split(",")[:2] for row in handle.read().split()[1:]] == [["1", str(STEPS)], ["2", str(2 * STEPS)]]
 
 
 def test_truncated_newest_checkpoint_is_named_and_resume_falls_back(resumed_run, data, tmp_path):
@@ -193,6 +207,35 @@ def test_nan_batch_with_a_dynamic_loss_scale_is_skipped_and_counted(data, tmp_pa
     assert [(m["epoch"], m["global_step"], m["loss_scale"]) for m in sidecars] == [(1, STEPS - 1, 512.0)]
     rows = list(csv.DictReader(open(out / "metrics.csv", encoding="utf-8")))
     assert [(row["skipped"], row["loss_scale"]) for row in rows] == [("1", "512")]
+
+
+def _interrupted(run) -> list[str]:
+    """The run's lines after an interrupt: one error line at the end, no traceback or MindSpore dump."""
+    assert run.finish() == 128 + signal.SIGINT, run.output
+    assert not re.search(r"Traceback|Fatal Python error|\[(ERROR|CRITICAL)\]", run.output), run.output
+    errors = [line for line in run.lines if line.startswith("error: ")]
+    assert len(errors) == 1 and run.lines[-1] == errors[0], run.output
+    return errors
+
+
+@pytest.mark.parametrize("moment", ["start-up", "compile", "mid-epoch"])
+def test_ctrl_c_at_any_moment_stops_with_130_and_one_line(data, tmp_path, moment):
+    out = tmp_path / "out"
+    run = start_entry("train.py", train_args(data, out, "--epoch_size", "1"), env=fault_env(step_delay=0.3))
+    if moment == "start-up":
+        time.sleep(1.0)  # MindSpore is loading
+    else:
+        run.wait_for("training sknet_tiny" if moment == "compile" else f"epoch 1/1 step 2/{STEPS}")
+    run.proc.send_signal(signal.SIGINT)
+    [error] = _interrupted(run)
+    if moment == "start-up":
+        assert error == "error: stopped by SIGINT during start-up, before training; nothing was saved"
+        assert not os.path.exists(out) or os.listdir(out) == []  # the folder stays free for the same command
+        return
+    stopped = re.fullmatch(rf"error: stopped by SIGINT at epoch 1 step (\d+)/{STEPS}; saved (\S+); to continue, run "
+                           r"the same command with --resume auto", error)
+    assert stopped, error
+    assert [m["step_in_epoch"] for m in assert_all_load(out)] == [int(stopped.group(1))]
 
 
 def test_sigterm_saves_at_the_current_step_and_resume_finishes_the_epoch(resumed_run, data, tmp_path):

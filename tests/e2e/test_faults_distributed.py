@@ -5,6 +5,7 @@ One scenario, because each msrun job costs ~40 s of the suite."""
 import os
 import re
 import signal
+import sys
 import time
 
 import pytest
@@ -21,10 +22,16 @@ TINY = ["--arch", "sknet_tiny", "--stem_type", "cifar", "--image_size", "32", "-
         "--warmup_epochs", "0", "--eval_interval", "0", "--log_interval", "1", "--num_parallel_workers", "1"]
 
 
+# Starts a command with SIGINT at its default: bash cannot trap a signal that was ignored when it started
+# (as in a background job), and the launcher's Ctrl-C handling is what the test is about.
+WITH_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
 def launch(data: str, out, logs, *extra: str, env: dict | None = None) -> Watched:
     env = {"DEVICE_TARGET": "CPU", "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs), **(env or {})}
-    return Watched(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), data, "2", *TINY,
-                    "--epoch_size", "3", "--output_path", str(out), *extra], env, cwd=str(out.parent))
+    return Watched([sys.executable, "-c", WITH_SIGINT, "bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"),
+                    data, "2", *TINY, "--epoch_size", "3", "--output_path", str(out), *extra], env, cwd=str(out.parent))
 
 
 def wait_for_log(path, text: str, job: Watched) -> None:
@@ -93,3 +100,25 @@ def test_a_killed_rank_then_sigterm_and_two_resumes_end_like_an_uninterrupted_ru
     assert checkpoints[0] == checkpoint_1 and checkpoints[-2:] == [str(out / f"sknet_tiny-{e}_{STEPS}.ckpt")
                                                                   for e in (2, 3)]
     assert [load_checkpoint_file(path)[1]["global_step"] for path in checkpoints[-2:]] == [2 * STEPS, 3 * STEPS]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_launcher_saves_once_and_ends_with_130_and_no_traceback(tmp_path):
+    data = write_cifar_layout(str(tmp_path / "data"), per_train_file=8, test_count=4)
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    out.mkdir()
+    job = launch(data, out, logs, env=fault_env(step_delay=1.0))
+    wait_for_log(logs / "worker_0.log", f"epoch 1/3 step 2/{STEPS}", job)
+    job.proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    assert job.finish() == 130, job.output[-3000:]
+    print(f"the job ended {time.monotonic() - sent:.0f} s after Ctrl-C")
+    assert "SIGTERM to 2 ranks" in job.output, job.output[-3000:]
+    assert not re.search(r"Traceback|\[ERROR\]|timed out|Terminated", job.output), job.output[-3000:]
+    assert job.lines[-1].startswith("error: interrupted (exit code 130)"), job.output[-3000:]
+    assert processes_with(str(out)) == []
+    stopped = [re.search(rf"\[rank {rank}\] stopped by SIGTERM at epoch 1 step (\d+)/{STEPS}", worker_log(logs, rank))
+               for rank in (0, 1)]
+    assert all(stopped) and stopped[0].group(1) == stopped[1].group(1)  # the ranks stopped after the same step
+    step = int(stopped[0].group(1))
+    assert [os.path.basename(p) for p in list_checkpoints(str(out))] == [f"sknet_tiny-1_{step}.ckpt"]

@@ -7,6 +7,7 @@ Python modules from the caller's folder.
 """
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -51,12 +52,19 @@ def snapshot(folder) -> dict[str, tuple[str, int]]:
 
 
 def an_old_run(folder) -> None:
-    """The files a finished run leaves (their content does not matter to the refusal)."""
+    """The files a finished run leaves (only their sidecars' fields matter to the refusal), and two that
+    are not the run's: a checkpoint without a sidecar and one whose sidecar is not a training run's."""
     folder.mkdir()
     for name, text in {"config.yaml": "epoch_size: 3\n", "metrics.csv": "epoch,step\n1,10\n2,20\n3,30\n",
-                       "sknet_tiny-3_10.ckpt": "weights", "sknet_tiny-3_10.ckpt.json": "{}",
-                       "best.ckpt": "best", "best.ckpt.json": "{}"}.items():
+                       "sknet_tiny-3_10.ckpt": "weights",
+                       "sknet_tiny-3_10.ckpt.json": '{"size": 7, "resumable": true, "global_step": 30}',
+                       "best.ckpt": "best", "best.ckpt.json": '{"size": 4, "top1": 0.5, "global_step": 30}',
+                       "my_pretrained.ckpt": "pretrained", "converted.ckpt": "timm",
+                       "converted.ckpt.json": '{"size": 4}'}.items():
         (folder / name).write_text(text)
+
+
+NOT_THE_RUNS = ["converted.ckpt", "converted.ckpt.json", "my_pretrained.ckpt"]
 
 
 def test_a_new_run_refuses_a_used_output_path_and_touches_nothing(data, tmp_path):
@@ -80,9 +88,38 @@ def test_overwrite_deletes_the_old_run_and_refuses_to_go_with_resume(data, tmp_p
     assert "config.yaml" in os.listdir(out)
     proc = run_entry("train.py", [*TINY, "--data_path", data, "--output_path", str(out), "--overwrite", "true",
                                   *FAIL_AFTER_PREPARE])
-    assert "--overwrite: deleted the previous run's 6 files" in proc.stdout, proc.stdout + proc.stderr
+    assert ("--overwrite: deleted the previous run's 6 files in {}: best.ckpt, best.ckpt.json, config.yaml, "
+            "metrics.csv, sknet_tiny-3_10.ckpt, sknet_tiny-3_10.ckpt.json".format(out)) in proc.stdout, proc.stdout
     assert "--batch_size 1000 is larger" in the_one_error_line(proc.stderr)
-    assert os.listdir(out) == []  # the old run's files and the lock (released at the end) are gone
+    assert sorted(os.listdir(out)) == NOT_THE_RUNS  # the run's files and the lock (released at the end) are gone
+
+
+def test_an_output_path_that_is_a_file_and_a_resume_folder_are_named(data, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    proc = run_entry("train.py", [*TINY, "--data_path", data, "--output_path", str(a_file)])
+    assert proc.returncode == 1
+    assert the_one_error_line(proc.stderr) == (f"error: --output_path {a_file} is a file, not a folder; pick a folder "
+                                               "for the run's files")
+    proc = run_entry("train.py", [*TINY, "--data_path", data, "--output_path", str(tmp_path / "out"),
+                                  "--resume", str(tmp_path)])
+    assert proc.returncode == 1
+    assert f"--resume {tmp_path} is a folder; pass a checkpoint file in it (.ckpt), or --resume auto" in \
+        the_one_error_line(proc.stderr)
+
+
+def test_an_output_folder_deleted_mid_run_is_named(data, tmp_path):
+    out = tmp_path / "out"
+    run = start_entry("train.py", [*TINY, "--data_path", data, "--output_path", str(out), "--epoch_size", "2"],
+                      env=fault_env(step_delay=0.5))
+    run.wait_for("epoch 1/2 step 1/")
+    shutil.rmtree(out)
+    assert run.finish() == 1, run.output
+    errors = [line for line in run.lines if line.startswith("error: ")]
+    assert errors == [f"error: --output_path {out} was deleted while the run was writing to it; the files of the "
+                      "run that were in it are lost; start again, or restore the folder and continue with "
+                      "--resume auto"], run.output
+    assert "Traceback" not in run.output
 
 
 def test_a_second_run_is_refused_while_the_first_lives_and_a_dead_runs_lock_is_taken_over(data, tmp_path):

@@ -186,7 +186,54 @@ def test_an_archive_that_unpacks_beyond_the_size_cap_is_refused(tmp_path, serve,
     assert os.listdir(target) == []
 
 
+class _Unannounced:
+    """A response without a Content-Length that streams zeros (as `file:///dev/zero` does), up to `size`."""
+
+    def __init__(self, size: int):
+        self.headers, self.left = {}, size
+
+    def read(self, count: int) -> bytes:
+        count = min(count, self.left)
+        self.left -= count
+        return bytes(count)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        return False
+
+
+def test_an_endless_download_stops_at_the_cap_and_keeps_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", 3 * 1024 * 1024)  # the real cap is 340 MB
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: _Unannounced(30 * 1024 * 1024))
+    target = tmp_path / "data"
+    with pytest.raises(UserError, match="from file:///dev/zero is larger than 3 MB .*stopped and deleted"):
+        download_cifar10(str(target), "file:///dev/zero", "0" * 32)
+    assert os.listdir(target) == []
+
+
+def test_a_download_announced_beyond_the_cap_is_refused_before_it_is_written(tmp_path, serve, monkeypatch):
+    payload = bytes(200_000)
+    monkeypatch.setattr(download, "MAX_ARCHIVE_BYTES", 100_000)
+    monkeypatch.setattr(download, "CHUNK_BYTES", 1 << 16)
+    written = []
+    real_open = open
+
+    def recording_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if "w" in mode:
+            write = handle.write
+            handle.write = lambda data: written.append(len(data)) or write(data)
+        return handle
+    monkeypatch.setattr("builtins.open", recording_open)
+    with pytest.raises(UserError, match="larger than 0 MB"):
+        download_cifar10(str(tmp_path / "data"), serve(payload).url, _md5(payload))
+    assert written == []  # the Content-Length said too much: not a byte was kept
+
+
 def test_the_real_caps_fit_cifar10_with_a_margin():
+    assert download.ARCHIVE_BYTES * 1.5 < download.MAX_ARCHIVE_BYTES <= download.ARCHIVE_BYTES * 3
     official_bytes = 6 * 30_730_000 + 100_000  # six batches, batches.meta.txt and readme.html
     assert official_bytes * 1.2 < download.MAX_UNPACKED_BYTES < official_bytes * 2
     assert 9 * 2 < download.MAX_MEMBERS < 1000

@@ -1,5 +1,4 @@
 """The files around a run survive faults: a damaged old sidecar, a failed metrics.csv write, bad output paths."""
-import builtins
 import errno
 import json
 import os
@@ -37,25 +36,17 @@ def test_a_damaged_sidecar_of_an_old_checkpoint_does_not_stop_pruning(tmp_path, 
     assert f"warning: not pruning {damaged}" in capsys.readouterr().err
 
 
-class _DiskFull:
-    """`open` whose files in `folder` fail with ENOSPC once `budget` bytes were written to them."""
+def _disk_full_writes(folder, budget: int):
+    """`os.write` whose writes to files in `folder` fail with ENOSPC once `budget` bytes were written."""
+    real_write, left = os.write, [budget]
 
-    def __init__(self, folder: str, budget: int):
-        self.folder, self.budget, self.real_open = str(folder), budget, builtins.open
-
-    def __call__(self, file, mode="r", *args, **kwargs):
-        handle = self.real_open(file, mode, *args, **kwargs)
-        if "w" not in mode and "a" not in mode or not os.path.abspath(str(file)).startswith(self.folder):
-            return handle
-        outer, write = self, handle.write
-
-        def limited(data):
-            outer.budget -= len(data)
-            if outer.budget < 0:
-                raise OSError(errno.ENOSPC, "No space left on device", str(file))
-            return write(data)
-        handle.write = limited
-        return handle
+    def limited(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
+            left[0] -= len(data)
+            if left[0] < 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+    return limited
 
 
 def test_a_failed_metrics_rewrite_on_resume_keeps_every_row_and_leaves_no_temporary_file(tmp_path, monkeypatch):
@@ -64,7 +55,7 @@ def test_a_failed_metrics_rewrite_on_resume_keeps_every_row_and_leaves_no_tempor
     for epoch in (1, 2, 3):
         metrics.append(epoch=epoch, step=10 * epoch, loss="2.0", lr="0.1", top1=None, top5=None, seconds="1.0")
     before = open(path, encoding="utf-8").read()
-    monkeypatch.setattr(builtins, "open", _DiskFull(tmp_path, budget=30))
+    monkeypatch.setattr(os, "write", _disk_full_writes(tmp_path, budget=30))
     with pytest.raises(OSError):
         MetricsCSV(path, resumed_epoch=2)
     monkeypatch.undo()

@@ -10,6 +10,8 @@ the ranks that msrun launches. Each fault is switched on by its own variable:
 - `FAULT_PAUSE_AFTER_SIDECAR=N`: the N-th sidecar written by the process pauses right after its
   rename, before its checkpoint's rename (the crash window of a checkpoint rewritten in place),
   printing `fault: paused after sidecar PATH`.
+- `FAULT_PAUSE_AFTER_SAVE=N`: the N-th training checkpoint save of the process pauses right after it
+  returns (the checkpoint is complete and pruned), printing `fault: paused after save of PATH`.
 - `FAULT_NAN_AT=E:S`: the images of step S (1-based) of epoch E become NaN, as a poisoned batch would.
 - `FAULT_STEP_DELAY=SECONDS`: every training step waits this long first, so that a signal sent while
   a test watches the log surely lands inside an epoch, not after its last step.
@@ -27,6 +29,7 @@ PAUSE_IN_SAVE = os.environ.get("FAULT_PAUSE_IN_SAVE")
 NAN_AT = os.environ.get("FAULT_NAN_AT")
 STEP_DELAY = os.environ.get("FAULT_STEP_DELAY")
 PAUSE_AFTER_SIDECAR = os.environ.get("FAULT_PAUSE_AFTER_SIDECAR")
+PAUSE_AFTER_SAVE = os.environ.get("FAULT_PAUSE_AFTER_SAVE")
 
 
 def _pause_forever(message: str) -> None:
@@ -66,6 +69,19 @@ def _checkpoint_file_faults(module) -> None:
         _pause_after_sidecar(module)
 
 
+def _pause_after_save(module) -> None:
+    save, saves = module.CheckpointManager.save, []
+
+    def save_then_pause(self, *args, **kwargs):
+        path = save(self, *args, **kwargs)
+        saves.append(path)
+        if len(saves) == int(PAUSE_AFTER_SAVE):
+            _pause_forever(f"fault: paused after save of {path}")
+        return path
+
+    module.CheckpointManager.save = save_then_pause
+
+
 def _step_faults(module) -> None:
     import mindspore as ms
     import numpy as np
@@ -85,6 +101,8 @@ def _step_faults(module) -> None:
 PATCHES = {}
 if PAUSE_IN_SAVE or PAUSE_AFTER_SIDECAR:
     PATCHES["src.utils.checkpoint_file"] = _checkpoint_file_faults
+if PAUSE_AFTER_SAVE:
+    PATCHES["src.training.checkpoint_manager"] = _pause_after_save
 if NAN_AT or STEP_DELAY:
     PATCHES["src.training.trainer"] = _step_faults
 
