@@ -180,10 +180,11 @@ def _diverge_from_epoch_1(resumed_run, data, out, *extra: str, env: dict[str, st
 @pytest.mark.parametrize("sink_size, where", [("auto", "step [2-4]"), ("5", "steps 1-5")])
 def test_nan_loss_with_a_fixed_loss_scale_stops_and_keeps_the_last_good_checkpoint(resumed_run, data, tmp_path,
                                                                                  sink_size, where):
-    # A learning rate of 1e30 makes the weights explode after one step, as real divergence does; with
-    # several steps per sink the run stops at the end of the sink that holds the first NaN loss.
-    error = _diverge_from_epoch_1(resumed_run, data, tmp_path / "out", "--lr_max", "1e30", "--lr_end", "1e30",
-                                  "--sink_size", sink_size)
+    # A learning rate of 1e30 (a fault: --lr_max refuses it) makes the weights explode after one step, as
+    # real divergence does; with several steps per sink the run stops at the end of the sink that holds the
+    # first NaN loss.
+    error = _diverge_from_epoch_1(resumed_run, data, tmp_path / "out", "--sink_size", sink_size,
+                                  env=fault_env(learning_rate=1e30))
     assert re.search(rf"the loss became (nan|inf) at epoch 2 {where}/{STEPS}; the weights are broken", error), error
 
 

@@ -13,6 +13,8 @@ the ranks that msrun launches. Each fault is switched on by its own variable:
 - `FAULT_PAUSE_AFTER_SAVE=N`: the N-th training checkpoint save of the process pauses right after it
   returns (the checkpoint is complete and pruned), printing `fault: paused after save of PATH`.
 - `FAULT_NAN_AT=E:S`: the images of step S (1-based) of epoch E become NaN, as a poisoned batch would.
+- `FAULT_LEARNING_RATE=X`: every step of the run's schedule takes the learning rate X, beyond what
+  --lr_max allows (1e30 makes the weights and the loss explode within a step, as real divergence does).
 - `FAULT_STEP_DELAY=SECONDS`: every training step waits this long first, so that a signal sent while
   a test watches the log surely lands inside an epoch, not after its last step.
 
@@ -27,6 +29,7 @@ import time
 
 PAUSE_IN_SAVE = os.environ.get("FAULT_PAUSE_IN_SAVE")
 NAN_AT = os.environ.get("FAULT_NAN_AT")
+LEARNING_RATE = os.environ.get("FAULT_LEARNING_RATE")
 STEP_DELAY = os.environ.get("FAULT_STEP_DELAY")
 PAUSE_AFTER_SIDECAR = os.environ.get("FAULT_PAUSE_AFTER_SIDECAR")
 PAUSE_AFTER_SAVE = os.environ.get("FAULT_PAUSE_AFTER_SAVE")
@@ -98,7 +101,20 @@ def _step_faults(module) -> None:
     module.Trainer._step = hurt_step
 
 
+def _learning_rate_fault(module) -> None:
+    plan = module.plan_learning_rates
+
+    def forced(*args, **kwargs):
+        schedule = plan(*args, **kwargs)
+        schedule.lr[:] = float(LEARNING_RATE)
+        return schedule
+
+    module.plan_learning_rates = forced
+
+
 PATCHES = {}
+if LEARNING_RATE:
+    PATCHES["src.training.build"] = _learning_rate_fault
 if PAUSE_IN_SAVE or PAUSE_AFTER_SIDECAR:
     PATCHES["src.utils.checkpoint_file"] = _checkpoint_file_faults
 if PAUSE_AFTER_SAVE:
