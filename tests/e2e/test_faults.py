@@ -20,7 +20,7 @@ from src.utils.checkpoint_file import list_checkpoints, read_sidecar, sidecar_pa
 from src.utils.config import load_config
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
-from tests.helpers.processes import run_entry, start_entry
+from tests.helpers.processes import default_sigint, run_entry, start_entry
 from tests.helpers.tiny_runs import CKPT_1, CKPT_2, CKPT_3, MODEL, TINY, assert_all_load, copy_checkpoint, train_args
 from tests.helpers.tiny_runs import TINY_STEPS as STEPS
 
@@ -133,6 +133,7 @@ def test_disk_full_stops_with_one_line_and_loses_nothing(resumed_run, data, tmp_
         copy_checkpoint(source, CKPT_1, out)
 
         def limit_file_size():
+            default_sigint()
             if limit is not None:
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
                 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
