@@ -423,4 +423,9 @@ BUGS = [
         "soft_targets=build_mixing(cfg).enabled", "soft_targets=False", ("tests/unit/test_mixing.py",)),
     Bug("the run does not print its parameters and multiply-adds", TRAINER,
         "        self.say(summary_line(self.net, cfg.arch, cfg.image_size))\n", "", ("tests/e2e/test_cifar_features.py",)),
+    # --- portable tests: whole-network gradients compared off the CPU's rounding; the nine of issue 30 ---
+    Bug("the GEMM conv's broadcast weight gradient is 0.1% too large", "src/layers/cpu_gemm_conv.py",
+        "dweight = self.matmul_transpose_b(grouped_dout, columns).sum(0)",
+        "dweight = self.matmul_transpose_b(grouped_dout, columns).sum(0) * 1.001",
+        ("tests/unit/test_conv_impl.py", "-k", "whole_network and fast")),
 ]

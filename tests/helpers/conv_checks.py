@@ -16,6 +16,12 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
     assert error <= TOLERANCE * scale, f"{what}: max error {error:.3g} > {TOLERANCE} x {scale:.3g}"
 
 
+def assert_close_relative(actual: np.ndarray, expected: np.ndarray, what: str, tolerance: float) -> None:
+    """max |actual - expected| <= tolerance x max |expected|: for values whose scale is far from 1."""
+    error, scale = float(np.abs(actual - expected).max()), float(np.abs(expected).max())
+    assert error <= tolerance * scale, f"{what}: max error {error:.3g} > {tolerance} x max |expected| {scale:.3g}"
+
+
 class OutputAndGradients(nn.Cell):
     """One graph: a cell's output and the gradients of sum(output * upstream) w.r.t. its input and every
     trainable parameter (a tuple, in `trainable_params()` order)."""
@@ -61,8 +67,6 @@ def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance:
     for what, a, b in zip(("output", "input gradient", "weight gradient"), other, native):
         assert a.shape == b.shape, what
         if what == "weight gradient" and weight_gradient_tolerance is not None:
-            error, scale = float(np.abs(a - b).max()), float(np.abs(b).max())
-            assert error <= weight_gradient_tolerance * scale, \
-                f"{what}: max error {error:.3g} > {weight_gradient_tolerance} x max |dw| {scale:.3g}"
+            assert_close_relative(a, b, what, weight_gradient_tolerance)
         else:
             assert_close(a, b, what)
