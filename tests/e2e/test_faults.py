@@ -227,3 +227,14 @@ def test_sigterm_saves_at_the_current_step_and_resume_finishes_the_epoch(resumed
     for s, lr in logged.items():
         assert lr == pytest.approx(schedule[STEPS + s - 1], abs=1e-6), f"epoch 2 step {s}"
     assert read_sidecar(str(out / CKPT_2))["global_step"] == 2 * STEPS
+
+
+def test_the_last_epoch_is_saved_off_the_interval_and_a_finished_run_is_not_resumed(data, tmp_path):
+    out = tmp_path / "out"
+    done = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--save_checkpoint_epochs", "2"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert final_names(out) == [CKPT_2, CKPT_3]  # epoch 2 by the interval, epoch 3 as the last one
+    again = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--resume", "auto"))
+    assert again.returncode == 1
+    assert "already finished epoch 3 of --epoch_size 3" in the_one_error_line(again.stderr)
+    assert final_names(out) == [CKPT_2, CKPT_3]

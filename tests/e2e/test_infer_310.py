@@ -168,14 +168,15 @@ def test_app_fails_on_an_empty_input_folder(app, tiny_mindir, tmp_path):
     assert "holds no .bin files" in result.stderr
 
 
-def test_app_fails_on_a_wrong_sized_input_before_inferring(app, tiny_mindir, tmp_path):
+@pytest.mark.parametrize("batch", [3, 8])  # too small, and too large (copied past the input buffer if let through)
+def test_app_fails_on_a_wrong_sized_input_before_inferring(app, tiny_mindir, tmp_path, batch):
     folder = tmp_path / "inputs"
     folder.mkdir()
     np.zeros((4, 3, 32, 32), np.float32).tofile(folder / "a.bin")
-    np.zeros((3, 3, 32, 32), np.float32).tofile(folder / "b.bin")
+    np.zeros((batch, 3, 32, 32), np.float32).tofile(folder / "b.bin")
     result = run_app(app, tiny_mindir[1], str(folder), tmp_path)
     assert result.returncode == 1
-    assert "b.bin has 36864 bytes" in result.stderr and "takes 49152" in result.stderr
+    assert f"b.bin has {batch * 12288} bytes" in result.stderr and "takes 49152" in result.stderr
     assert not (tmp_path / "result_Files").exists()
 
 

@@ -273,3 +273,26 @@ def test_bad_impl_or_device_is_an_error():
         resolve_conv_impl("auto", "cpu")
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         Conv2d(8, 8, 3, conv_impl="auto")
+
+
+def test_conv_weights_are_kaiming_normal_over_the_fan_out():
+    # He et al. (2015) with mode fan_out, as the paper's ResNeXt baseline: std sqrt(2 / (out * k * k)).
+    ms.set_seed(1)
+    checked = 0
+    for name, cell in sknet_tiny(10, zero_init_last=True).cells_and_names():
+        if isinstance(cell, Conv2d) and cell.weight.size >= 4096:  # enough draws for a 5% bound on the std
+            weight = cell.weight.asnumpy()
+            expected = np.sqrt(2.0 / (cell.out_channels * cell.kernel_size ** 2))
+            assert abs(weight.std() / expected - 1) < 0.05 and abs(weight.mean()) < 0.1 * expected, name
+            checked += 1
+    assert checked >= 5
+
+
+def test_batchnorms_start_at_one_and_zero_and_zero_init_last_zeroes_each_units_last_gamma():
+    for zero_last in (False, True):
+        for name, param in sknet_tiny(10, zero_init_last=zero_last).parameters_and_names():
+            if name.endswith(("beta", "moving_mean")):
+                assert not param.asnumpy().any(), name
+            elif name.endswith(("gamma", "moving_variance")):
+                expected = 0.0 if zero_last and name.endswith("conv3.bn.gamma") else 1.0
+                np.testing.assert_array_equal(param.asnumpy(), expected, err_msg=name)
