@@ -6,6 +6,7 @@ import numpy as np
 from mindspore import nn, ops
 
 from src.layers.conv import Conv2d
+from src.layers.cpu_batchnorm import CpuBatchNorm2d
 
 TOLERANCE = 1e-4
 
@@ -70,3 +71,17 @@ def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance:
             assert_close_relative(a, b, what, weight_gradient_tolerance)
         else:
             assert_close(a, b, what)
+
+
+def smooth_for_gradients(net: nn.Cell) -> None:
+    """Each BatchNorm on its moving statistics, each ReLU a SiLU and the stem's max-pool an average pool: a
+    network whose gradients are smooth functions of the weights, with every layer's training-mode path."""
+    net.set_train(True)
+    for _, cell in list(net.cells_and_names()):
+        if isinstance(cell, (nn.BatchNorm1d, nn.BatchNorm2d, CpuBatchNorm2d)):
+            cell.set_train(False)
+        for attr, child in list(cell.name_cells().items()):
+            if isinstance(child, nn.ReLU):
+                setattr(cell, attr, nn.SiLU())
+            elif isinstance(child, nn.MaxPool2d):
+                setattr(cell, attr, nn.AvgPool2d(3, 2, pad_mode="pad", padding=1))

@@ -17,12 +17,11 @@ from src.training.loss import CrossEntropySmooth
 from src.layers import cpu_gemm_conv, selective_kernel
 from src.sknet50 import sknet50, sknet_tiny
 from src.layers.conv import Conv2d
-from src.layers.cpu_batchnorm import CpuBatchNorm2d
 from src.layers.cpu_gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS
 from src.utils.config import load_config
 from src.utils.device import check_device_choices, resolve_conv_impl
 from src.utils.errors import UserError
-from tests.helpers.conv_checks import assert_close, assert_close_relative, check_matches_native
+from tests.helpers.conv_checks import assert_close, assert_close_relative, check_matches_native, smooth_for_gradients
 
 
 def sknet50_conv_shapes() -> list[tuple[int, int, int, int, int, int]]:
@@ -134,20 +133,6 @@ def randomise_batchnorms(net: nn.Cell, rng: np.random.Generator) -> None:
 def load_parameters(net: nn.Cell, parameters: dict[str, np.ndarray]) -> None:
     ms.load_param_into_net(net, {n: ms.Parameter(ms.Tensor(v), name=n) for n, v in parameters.items()},
                            strict_load=True)
-
-
-def smooth_for_gradients(net: nn.Cell) -> None:
-    """Each BatchNorm on its moving statistics, each ReLU a SiLU and the stem's max-pool an average pool: a
-    network whose gradients are smooth functions of the weights, with every layer's training-mode path."""
-    net.set_train(True)
-    for _, cell in list(net.cells_and_names()):
-        if isinstance(cell, (nn.BatchNorm1d, nn.BatchNorm2d, CpuBatchNorm2d)):
-            cell.set_train(False)
-        for attr, child in list(cell.name_cells().items()):
-            if isinstance(child, nn.ReLU):
-                setattr(cell, attr, nn.SiLU())
-            elif isinstance(child, nn.MaxPool2d):
-                setattr(cell, attr, nn.AvgPool2d(3, 2, pad_mode="pad", padding=1))
 
 
 # Whole-network gradients are compared on smooth_for_gradients networks. On the real one they are chaotic:
