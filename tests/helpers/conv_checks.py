@@ -74,7 +74,7 @@ def check_matches_native(shape, size, conv_impl: str, weight_gradient_tolerance:
 
 
 def smooth_for_gradients(net: nn.Cell) -> None:
-    """Each BatchNorm on its moving statistics, each ReLU a SiLU and the stem's max-pool an average pool: a
+    """Each BatchNorm on its moving statistics, each ReLU a SiLU and each max-pool an average pool over the same windows: a
     network whose gradients are smooth functions of the weights, with every layer's training-mode path."""
     net.set_train(True)
     for _, cell in list(net.cells_and_names()):
@@ -83,5 +83,7 @@ def smooth_for_gradients(net: nn.Cell) -> None:
         for attr, child in list(cell.name_cells().items()):
             if isinstance(child, nn.ReLU):
                 setattr(cell, attr, nn.SiLU())
-            elif isinstance(child, nn.MaxPool2d):
-                setattr(cell, attr, nn.AvgPool2d(3, 2, pad_mode="pad", padding=1))
+            elif isinstance(child, nn.MaxPool2d):  # the same windows
+                padding = getattr(child, "padding", (0, 0, 0))[-1]
+                setattr(cell, attr, nn.AvgPool2d(child.kernel_size, child.stride, pad_mode=child.pad_mode.lower(),
+                                                 padding=padding))
