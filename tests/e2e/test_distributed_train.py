@@ -16,7 +16,7 @@ from src.utils.checkpoint_file import read_sidecar, save_checkpoint_atomic
 from tests.helpers import REPO_ROOT
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.launchers import SCRIPTS_DIR, free_port, run_script
-from tests.helpers.processes import processes_with
+from tests.helpers.processes import default_sigint, processes_with
 
 # 5 files x 16 training images = 80: each of 2 ranks gets 40, i.e. 5 steps of 8 per epoch.
 TRAIN_IMAGES, BATCH = 80, 8
@@ -101,7 +101,7 @@ def test_two_cpu_ranks_train_their_own_halves_and_agree(data_path, tmp_path):
 def start_launcher(args: list[str], env: dict[str, str], cwd) -> subprocess.Popen:
     return subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), *args],
                             env=dict(os.environ, **env), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
 
 
 def finish(launchers: list[subprocess.Popen], marker: str) -> list[str]:

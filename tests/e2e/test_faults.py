@@ -21,7 +21,7 @@ from src.utils.checkpoint_file import list_checkpoints, read_sidecar, sidecar_pa
 from src.utils.config import load_config
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.faults import fault_env
-from tests.helpers.processes import run_entry, start_entry
+from tests.helpers.processes import default_sigint, run_entry, start_entry
 from tests.helpers.tiny_runs import CKPT_1, CKPT_2, CKPT_3, MODEL, TINY, assert_all_load, copy_checkpoint, train_args
 from tests.helpers.tiny_runs import TINY_STEPS as STEPS
 
@@ -147,6 +147,7 @@ def test_disk_full_stops_with_one_line_and_loses_nothing(resumed_run, data, tmp_
         copy_checkpoint(source, CKPT_1, out)
 
         def limit_file_size():
+            default_sigint()
             if limit is not None:
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
                 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -270,3 +271,14 @@ def test_sigterm_saves_at_the_current_step_and_resume_finishes_the_epoch(resumed
     for s, lr in logged.items():
         assert lr == pytest.approx(schedule[STEPS + s - 1], abs=1e-6), f"epoch 2 step {s}"
     assert read_sidecar(str(out / CKPT_2))["global_step"] == 2 * STEPS
+
+
+def test_the_last_epoch_is_saved_off_the_interval_and_a_finished_run_is_not_resumed(data, tmp_path):
+    out = tmp_path / "out"
+    done = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--save_checkpoint_epochs", "2"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert final_names(out) == [CKPT_2, CKPT_3]  # epoch 2 by the interval, epoch 3 as the last one
+    again = run_entry("train.py", train_args(data, out, "--epoch_size", "3", "--resume", "auto"))
+    assert again.returncode == 1
+    assert "already finished epoch 3 of --epoch_size 3" in the_one_error_line(again.stderr)
+    assert final_names(out) == [CKPT_2, CKPT_3]

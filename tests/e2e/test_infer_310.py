@@ -168,14 +168,15 @@ def test_app_fails_on_an_empty_input_folder(app, tiny_mindir, tmp_path):
     assert "holds no .bin files" in result.stderr
 
 
-def test_app_fails_on_a_wrong_sized_input_before_inferring(app, tiny_mindir, tmp_path):
+@pytest.mark.parametrize("batch", [3, 8])  # too small, and too large (copied past the input buffer if let through)
+def test_app_fails_on_a_wrong_sized_input_before_inferring(app, tiny_mindir, tmp_path, batch):
     folder = tmp_path / "inputs"
     folder.mkdir()
     np.zeros((4, 3, 32, 32), np.float32).tofile(folder / "a.bin")
-    np.zeros((3, 3, 32, 32), np.float32).tofile(folder / "b.bin")
+    np.zeros((batch, 3, 32, 32), np.float32).tofile(folder / "b.bin")
     result = run_app(app, tiny_mindir[1], str(folder), tmp_path)
     assert result.returncode == 1
-    assert "b.bin has 36864 bytes" in result.stderr and "takes 49152" in result.stderr
+    assert f"b.bin has {batch * 12288} bytes" in result.stderr and "takes 49152" in result.stderr
     assert not (tmp_path / "result_Files").exists()
 
 
@@ -316,3 +317,45 @@ def test_build_on_ascend_needs_mindspore_lite_home(tmp_path):
     result = run(["bash", os.path.join(REPO, "ascend310_infer", "build.sh")])
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "MINDSPORE_LITE_HOME is not set" in result.stderr
+
+
+SANITIZERS = "-fsanitize=address,undefined"
+# Lite's own allocations outlive main (its static state), so leak reports would be about Lite, not the app.
+SANITIZER_ENV = {**ENV, "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1",
+                 "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+
+
+def test_the_app_built_with_address_and_undefined_behaviour_sanitizers_reads_and_writes_in_bounds(
+        app, tiny_mindir, tmp_path):
+    # The app alone is instrumented (Lite is a prebuilt library): every read and write of the app's own
+    # code and of the libc calls it makes (memcpy into Lite's input buffer, the file reads) is checked.
+    lite_home = run(["bash", os.path.join(REPO, "ascend310_infer", "fetch_lite.sh")]).stdout.strip()
+    build = tmp_path / "build"
+    configure = run(["cmake", "-S", os.path.join(REPO, "ascend310_infer"), "-B", str(build),
+                     "-DCMAKE_BUILD_TYPE=Debug", f"-DMINDSPORE_LITE_HOME={lite_home}",
+                     f"-DCMAKE_CXX_FLAGS={SANITIZERS} -fno-omit-frame-pointer -fno-sanitize-recover=all -g",
+                     f"-DCMAKE_EXE_LINKER_FLAGS={SANITIZERS}"])
+    assert configure.returncode == 0, configure.stdout[-2000:] + configure.stderr[-2000:]
+    built = run(["cmake", "--build", str(build), "-j", "2"])
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    checked = str(build / "main")
+    assert "__asan_init" in run(["nm", checked]).stdout
+
+    def run_checked(inputs: str, out: str) -> subprocess.CompletedProcess:
+        result = run([checked, "--mindir_path", tiny_mindir[1], "--input0_path", inputs, "--device_type", "CPU",
+                      "--result_path", str(tmp_path / out / "result_Files"),
+                      "--time_path", str(tmp_path / out / "time_Result")], env=SANITIZER_ENV)
+        assert "Sanitizer" not in result.stderr and "runtime error" not in result.stderr, result.stderr[-4000:]
+        return result
+
+    good = run_checked(tiny_mindir[2], "good")
+    assert good.returncode == 0, good.stderr[-3000:]
+    images = np.fromfile(os.path.join(tiny_mindir[2], "batch_00000.bin"), np.float32).reshape(4, 3, 32, 32)
+    logits = np.fromfile(tmp_path / "good" / "result_Files" / "batch_00000_0.bin", np.float32).reshape(4, 10)
+    np.testing.assert_allclose(logits, mindspore_logits(tiny_mindir[0], images), rtol=0, atol=LOGIT_TOLERANCE)
+    for batch in (3, 8):  # a short and a long file: refused before any copy
+        folder = tmp_path / f"batch{batch}"
+        folder.mkdir()
+        np.zeros((batch, 3, 32, 32), np.float32).tofile(folder / "b.bin")
+        bad = run_checked(str(folder), f"bad{batch}")
+        assert bad.returncode == 1 and f"has {batch * 12288} bytes" in bad.stderr, bad.stderr[-3000:]

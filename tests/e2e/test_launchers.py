@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers.cifar_data import write_cifar_layout
 from tests.helpers.launchers import SCRIPTS_DIR, fake_tool_env, run_script
+from tests.helpers.processes import default_sigint
 
 SCRIPTS = sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.sh")))
 LAUNCHERS = ["run_distribute_train.sh", "run_distribute_train_gpu.sh", "run_standalone_train.sh", "run_eval.sh"]
@@ -328,14 +329,18 @@ def test_a_failing_job_fails_the_launcher_with_its_exit_code(script, args, code,
 def interrupt_like_ctrl_c(args: list[str], env: dict[str, str], ready) -> subprocess.CompletedProcess:
     """Start a launcher in its own process group, wait until `ready()`, then SIGINT the group."""
     launcher = subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), *args],
-                                env=dict(os.environ, **env), start_new_session=True,
+                                env=dict(os.environ, **env), start_new_session=True, preexec_fn=default_sigint,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(300):
         if ready():
             break
         time.sleep(0.1)
     os.killpg(launcher.pid, signal.SIGINT)
-    stdout, stderr = launcher.communicate(timeout=60)
+    try:
+        stdout, stderr = launcher.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)  # leave nothing running behind a failed test
+        raise
     return subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
 
 
@@ -355,7 +360,8 @@ def test_sigterm_stops_msrun_through_sigint_and_exits_143(data_root, tmp_path):
     env = fake_tool_env(str(tmp_path / "bin"), msrun=msrun_stopped_by_sigint(started, interrupted))
     env.update(LOG_DIR=str(tmp_path / "logs"))
     launcher = subprocess.Popen(["bash", os.path.join(SCRIPTS_DIR, "run_distribute_train.sh"), data_root, "2"],
-                                env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=default_sigint)
     for _ in range(300):
         if started.exists():
             break

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tests.helpers import REPO_ROOT
+from tests.helpers.processes import default_sigint
 
 SCRIPTS_DIR = os.path.join(REPO_ROOT, "scripts")
 
@@ -15,7 +16,7 @@ def run_script(name: str, args: list[str], env: dict[str, str] | None = None, cw
     """Run scripts/NAME with bash and capture its output; `env` is added to a copy of os.environ."""
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run(["bash", os.path.join(SCRIPTS_DIR, name), *args], env=full_env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=default_sigint)
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """Run train.py / eval.py as real processes, watch their output, and hurt them on purpose."""
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -11,11 +12,17 @@ from tests.helpers import REPO_ROOT
 HANG_BOUND = 600
 
 
+def default_sigint() -> None:
+    """A `preexec_fn`: the child starts with SIGINT at its default, as from a terminal, even when the
+    tests run from `nohup ... &` or another background job, whose children inherit SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_entry(script: str, args: list[str], env: dict[str, str] | None = None, **popen) -> subprocess.CompletedProcess:
     """Run REPO/script with `args` to completion; stdout and stderr captured as text."""
     return subprocess.run([sys.executable, os.path.join(REPO_ROOT, script), *args], cwd=REPO_ROOT,
                           env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=HANG_BOUND,
-                          **popen)
+                          **{"preexec_fn": default_sigint, **popen})
 
 
 class Watched:
@@ -23,7 +30,8 @@ class Watched:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: str = REPO_ROOT):
         self.proc = subprocess.Popen(args, cwd=cwd, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                     preexec_fn=default_sigint)
         self.lines: list[str] = []
         self._queue: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from src.data.pipeline import create_dataset
+from src.data.pipeline import CIFAR10_MEAN, CIFAR10_STD, create_dataset
 from src.utils.errors import UserError
 from tests.helpers.cifar_data import write_cifar_layout
 
@@ -71,3 +71,31 @@ def test_the_run_passes_the_randaugment_keys_to_the_pipeline(data):
     dataset = build_train_dataset(load_config(flags), Placement("CPU"))
     built = np.concatenate([batch for batch, _ in dataset.create_tuple_iterator(output_numpy=True)])
     np.testing.assert_array_equal(built, images(data, auto_augment="randaugment", randaugment=(3, 20))[:len(built)])
+
+
+def crops_of(original: np.ndarray, pad_value: np.ndarray) -> dict[tuple[bool, int, int], np.ndarray]:
+    """Every 32x32 crop of `original` (CHW) padded by 4 pixels of `pad_value`, and of its left-right mirror."""
+    padded = np.broadcast_to(pad_value[:, None, None], (3, 40, 40)).copy()
+    crops = {}
+    for mirrored in (False, True):
+        padded[:, 4:36, 4:36] = original[:, :, ::-1] if mirrored else original
+        for top in range(9):
+            for left in range(9):
+                crops[mirrored, top, left] = padded[:, top:top + 32, left:left + 32].copy()
+    return crops
+
+
+def test_training_augmentation_is_a_padded_random_crop_and_a_left_right_flip(data):
+    plain = images(data)
+    augmented = np.concatenate([batch for batch, _ in create_dataset(
+        data, "train", 4, 32, shuffle=False, augment=True, seed=1, num_parallel_workers=1,
+        drop_remainder=False).create_tuple_iterator(output_numpy=True)])
+    pad_value = -np.array(CIFAR10_MEAN) / np.array(CIFAR10_STD)  # a zero pixel after normalisation
+    found = []
+    for original, image in zip(plain, augmented):
+        matches = [key for key, crop in crops_of(original, pad_value).items()
+                   if np.allclose(crop, image, rtol=0, atol=1e-5)]
+        assert matches, "an augmented image is no shifted crop of its original or of the left-right mirror"
+        found.append(matches[0])
+    assert {mirrored for mirrored, _, _ in found} == {False, True}  # prob=0.5: both among 20 images
+    assert len({(top, left) for _, top, left in found}) > 1

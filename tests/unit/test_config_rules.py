@@ -159,3 +159,24 @@ def test_a_run_config_with_every_key_loads_in_every_script(tmp_path, script):
     load_config(["--epoch_size", "3", "--device_target", "CPU"]).save(path)
     cfg = load_config(["--config_path", path], script=script)
     assert cfg.epoch_size == 3 and cfg.device_target == "CPU"
+
+
+@pytest.mark.parametrize("flag", ["label_smooth_factor", "ema_decay"])
+def test_an_exclusive_upper_bound_refuses_the_bound_itself(flag):
+    with pytest.raises(UserError, match=f"--{flag} must be at least 0 and below 1"):
+        load_config([f"--{flag}", "1"])
+    assert getattr(load_config([f"--{flag}", "0.99"]), flag) == 0.99
+
+
+def test_every_bound_of_every_range_is_in_or_out_as_its_rule_says():
+    ranges = {key: rule for key, rule in config_rules.RULES.items() if isinstance(rule, config_rules.Range)}
+    assert any(rule.below for rule in ranges.values()) and any(rule.above for rule in ranges.values())
+    for key, rule in ranges.items():
+        high = rule.high() if callable(rule.high) else rule.high
+        for bound, exclusive in ((rule.low, rule.above), (high, rule.below)):
+            if bound is not None:
+                assert (rule.problem(bound) is not None) == exclusive, (key, bound)
+        if rule.low is not None:
+            assert rule.problem(rule.low - 1) is not None, key
+        if high is not None:
+            assert rule.problem(high + 1) is not None, key

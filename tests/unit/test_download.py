@@ -88,6 +88,14 @@ def test_download_verifies_and_unpacks(tmp_path, serve):
     assert server.requests == 1
 
 
+def test_checksums_are_compared_whatever_their_case(tmp_path, serve):
+    payload = _archive_bytes(tmp_path)
+    server = serve(payload)
+    sha256 = hashlib.sha256(payload).hexdigest().upper()
+    folder = download_cifar10(str(tmp_path / "data"), server.url, _md5(payload).upper(), sha256=sha256)
+    assert len(resolve_split_files(folder, "train")) == 5
+
+
 def test_download_for_training_fills_the_data_path(tmp_path, serve):
     payload = _archive_bytes(tmp_path)
     server = serve(payload)

@@ -200,3 +200,11 @@ def test_an_older_sidecar_past_the_end_of_the_new_schedule_is_a_one_line_error_t
                                         r"resume with the run's --batch_size and device count$"):
         plan_learning_rates(_cfg("--batch_size", "16"), 1, 5, RunState(epoch=2, global_step=20, images_seen=None),
                             {"epoch": 2, "global_step": 20}, "old.ckpt")
+
+
+def test_warmup_steps_are_rounded_not_truncated():
+    # 0.3 epochs of 5 steps is 1.5 steps: 2 warm-up steps, so step 1 is halfway and step 2 is lr_max.
+    lr = get_lr(0.0, 0.0, 1.0, 0.3, 2, 5, "linear")
+    np.testing.assert_allclose(lr[:3], [0.0, 0.5, 1.0], rtol=1e-6)
+    # 0.25 epochs of 5 is 1.25: 1 step
+    np.testing.assert_allclose(get_lr(0.0, 0.0, 1.0, 0.25, 2, 5, "linear")[:2], [0.0, 1.0], rtol=1e-6)

@@ -14,6 +14,7 @@ from src.training.checkpoint_manager import CheckpointManager
 from src.training.train_log import MetricsCSV
 from src.utils.checkpoint_file import list_checkpoints, save_checkpoint_atomic, sidecar_path
 from src.utils.config import load_config
+from src.utils.atomic_file import write_json_atomic
 from src.utils.errors import UserError
 from tests.helpers.cifar_data import write_cifar_layout
 
@@ -89,3 +90,40 @@ def test_postprocess_names_a_bad_meta_json(tmp_path, meta, match):
     (tmp_path / "result").mkdir()
     with pytest.raises(UserError, match=match):
         postprocess.main(["--result_path", str(tmp_path / "result"), "--label_path", str(tmp_path / "labels.npy")])
+
+
+@pytest.fixture
+def durability_log(monkeypatch):
+    """The fsyncs (of which path) and renames (to which path) of the test, in order."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst, *args, **kwargs):
+        events.append(("replace", os.path.abspath(dst)))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def assert_durable(events: list, path: str) -> None:
+    """`path` was renamed into place after its content was fsynced, and its folder was fsynced after that."""
+    renamed = events.index(("replace", path))
+    assert any(kind == "fsync" and os.path.dirname(target) == os.path.dirname(path)
+               and os.path.basename(target).startswith(".tmp-") for kind, target in events[:renamed]), events
+    assert ("fsync", os.path.dirname(path)) in events[renamed + 1:], f"the folder is not fsynced after {path}"
+
+
+def test_every_atomic_write_fsyncs_the_file_then_renames_then_fsyncs_the_folder(tmp_path, durability_log):
+    text = str(tmp_path / "a.json")
+    write_json_atomic(text, {"a": 1})
+    assert_durable(durability_log, text)
+    checkpoint = str(tmp_path / "w.ckpt")
+    _save(checkpoint, 3)
+    assert_durable(durability_log, checkpoint)
+    assert_durable(durability_log, os.path.abspath(sidecar_path(checkpoint)))

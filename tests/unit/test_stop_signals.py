@@ -11,6 +11,8 @@ import pytest
 
 from src.utils.errors import UserError
 from src.training.stop_signals import STOP_SIGNALS, StopRequest, TrainingInterrupted
+from tests.helpers.launchers import run_script, write_executable
+from tests.helpers.processes import Watched, run_entry
 
 
 def _signal_and_wait(stop: StopRequest, signum: int) -> None:
@@ -18,6 +20,37 @@ def _signal_and_wait(stop: StopRequest, signum: int) -> None:
     deadline = time.monotonic() + 10
     while stop.signum is None and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+@pytest.fixture
+def sigint_ignored():
+    """This process ignores SIGINT, as one started from `nohup ... &` does."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def sigint_ignored_in(status: str) -> bool:
+    """Whether SIGINT is in the SigIgn mask of a /proc/PID/status text."""
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+PRINT_STATUS = "print(open('/proc/self/status').read())"
+
+
+def test_the_helpers_start_children_with_sigint_at_its_default_when_the_tests_ignore_it(sigint_ignored, tmp_path):
+    assert sigint_ignored_in(open("/proc/self/status").read())  # the check sees an ignored SIGINT
+    # Each helper that starts processes: run_entry, Watched (start_entry) and run_script.
+    script = tmp_path / "status.py"
+    script.write_text(PRINT_STATUS)
+    entry = run_entry(str(script), [])
+    assert entry.returncode == 0 and not sigint_ignored_in(entry.stdout), entry.stderr
+    watched = Watched([sys.executable, "-c", PRINT_STATUS])
+    assert watched.finish() == 0 and not sigint_ignored_in(watched.output)
+    write_executable(str(tmp_path / "status.sh"), "#!/usr/bin/env bash\ncat /proc/$$/status\n")
+    result = run_script(str(tmp_path / "status.sh"), [])
+    assert result.returncode == 0 and not sigint_ignored_in(result.stdout), result.stderr
 
 
 def test_the_first_signal_is_recorded_and_everything_is_restored_after():
