@@ -6,7 +6,8 @@
 --checkpoint_path takes a .ckpt file, a folder of them (evaluated in natural order, ending with
 a table and the best one) or a .mindir file. See README "Evaluation process".
 """
-from src.utils.device import check_device_choices, set_up_device  # first: it quiets MindSpore's log before MindSpore loads
+# first: it quiets MindSpore's log before MindSpore loads
+from src.utils.device import check_device_choices, conv_impl_hint, set_up_device
 from src.utils.config import load_config
 from src.utils.errors import run_cli
 
@@ -17,7 +18,8 @@ def main() -> int:
     # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
     from src.evaluation.eval_checkpoints import evaluate_checkpoints
 
-    return evaluate_checkpoints(cfg, set_up_device(cfg.device_target, cfg.device_id))
+    with conv_impl_hint(cfg.conv_impl, cfg.device_target):
+        return evaluate_checkpoints(cfg, set_up_device(cfg.device_target, cfg.device_id))
 
 
 if __name__ == "__main__":

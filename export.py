@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 
-from src.utils.device import check_device_choices, resolve_conv_impl, set_up_device  # first: it quiets MindSpore's log
+# first: it quiets MindSpore's log
+from src.utils.device import check_device_choices, conv_impl_hint, resolve_conv_impl, set_up_device
 import mindspore as ms  # noqa: E402  (after src.utils.device, which sets MindSpore's log level)
 from mindspore import nn  # noqa: E402
 
@@ -123,16 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     check_settings(cfg)
     follow_run(cfg, cfg.ckpt_file)
     set_up_device(cfg.device_target, cfg.device_id)
-    net = build_network(cfg)
-    shape = (cfg.export_batch_size, 3, cfg.image_size, cfg.image_size)
-    sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    path = export_atomic(inference_form(net, cfg), sample, cfg.file_name, cfg.file_format)
-    print(f"exported {path}: {cfg.file_format}, input float32 {list(shape)} (NCHW), output {cfg.class_num} classes")
-    exported = run_exported(path, cfg.file_format, sample)
-    if exported is not None:
-        expected = net(ms.Tensor(sample)).asnumpy()
-        nudged = net(ms.Tensor(np.nextafter(sample, np.float32(np.inf)))).asnumpy()
-        check_exported(path, exported, expected, cfg.device_target, float(np.abs(nudged - expected).max()))
+    with conv_impl_hint(cfg.conv_impl, cfg.device_target):
+        net = build_network(cfg)
+        shape = (cfg.export_batch_size, 3, cfg.image_size, cfg.image_size)
+        sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        path = export_atomic(inference_form(net, cfg), sample, cfg.file_name, cfg.file_format)
+        print(f"exported {path}: {cfg.file_format}, input float32 {list(shape)} (NCHW), output {cfg.class_num} classes")
+        exported = run_exported(path, cfg.file_format, sample)
+        if exported is not None:
+            expected = net(ms.Tensor(sample)).asnumpy()
+            nudged = net(ms.Tensor(np.nextafter(sample, np.float32(np.inf)))).asnumpy()
+            check_exported(path, exported, expected, cfg.device_target, float(np.abs(nudged - expected).max()))
     return 0
 
 

@@ -14,7 +14,7 @@ def main() -> int:
     with StopRequest() as stop:
         # Imported under the stop request, so a Ctrl-C while they load stops cleanly. The device module
         # comes first: it quiets MindSpore's log before MindSpore loads.
-        from src.utils.device import check_device_choices, set_up_device
+        from src.utils.device import check_device_choices, conv_impl_hint, set_up_device
         from src.utils.config import load_config
 
         cfg = load_config(description=__doc__, script="train")
@@ -24,7 +24,8 @@ def main() -> int:
         # Imported once the flags are valid: a bad flag fails before MindSpore loads (seconds).
         from src.training.trainer import train
 
-        train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute, cfg.deterministic), stop)
+        with conv_impl_hint(cfg.conv_impl, cfg.device_target):
+            train(cfg, set_up_device(cfg.device_target, cfg.device_id, cfg.run_distribute, cfg.deterministic), stop)
     return 0
 
 

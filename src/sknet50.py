@@ -9,10 +9,9 @@ from typing import Callable, Sequence
 from mindspore import nn
 
 from src.layers.conv import ConvBNAct
-from src.layers.cpu_max_pool import CpuMaxPool2d
+from src.layers.create_layers import Layers, create_layers
 from src.layers.drop_path import DropPath
 from src.layers.selective_kernel import SelectiveKernelConv
-from src.layers.zero_pad_max_pool import ZeroPadMaxPool2d
 
 STEM_TYPES = ("imagenet", "cifar")
 
@@ -22,18 +21,18 @@ class SKBottleneck(nn.Cell):
 
     def __init__(self, in_channels: int, inner_channels: int, out_channels: int, stride: int,
                  groups: int, sk_paths: int, sk_reduction: int, sk_min_width: int,
-                 zero_init_last: bool, conv_impl: str, fold_bn: bool, drop_path_rate: float = 0.0):
+                 zero_init_last: bool, layers: Layers, fold_bn: bool, drop_path_rate: float = 0.0):
         super().__init__()
-        self.conv1 = ConvBNAct(in_channels, inner_channels, 1, conv_impl=conv_impl, fold_bn=fold_bn)
+        self.conv1 = ConvBNAct(in_channels, inner_channels, 1, fold_bn=fold_bn, layers=layers)
         self.sk_conv = SelectiveKernelConv(inner_channels, inner_channels, stride=stride, groups=groups,
                                            paths=sk_paths, reduction=sk_reduction, min_width=sk_min_width,
-                                           conv_impl=conv_impl, fold_bn=fold_bn)
+                                           fold_bn=fold_bn, layers=layers)
         self.conv3 = ConvBNAct(inner_channels, out_channels, 1, act=False, zero_init_bn=zero_init_last,
-                               conv_impl=conv_impl, fold_bn=fold_bn)
+                               fold_bn=fold_bn, layers=layers)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
-            self.downsample = ConvBNAct(in_channels, out_channels, 1, stride=stride, act=False,
-                                        conv_impl=conv_impl, fold_bn=fold_bn)
+            self.downsample = ConvBNAct(in_channels, out_channels, 1, stride=stride, act=False, fold_bn=fold_bn,
+                                        layers=layers)
         self.relu = nn.ReLU()
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else None
 
@@ -50,21 +49,17 @@ class Stem(ConvBNAct):
     `cifar`: a 3x3/1 conv-BN-ReLU and no pool, which keeps the resolution of 32x32 inputs.
     The conv-BN-ReLU is a ConvBNAct's (the same `conv` and `bn` parameters, the same folded form)."""
 
-    def __init__(self, stem_type: str, out_channels: int, conv_impl: str, fold_bn: bool = False):
+    def __init__(self, stem_type: str, out_channels: int, layers: Layers, fold_bn: bool = False):
         if stem_type not in STEM_TYPES:
             raise ValueError(f"stem_type must be one of {', '.join(STEM_TYPES)}, got {stem_type!r}")
         imagenet = stem_type == "imagenet"
-        super().__init__(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1, conv_impl=conv_impl,
-                         fold_bn=fold_bn)
+        super().__init__(3, out_channels, 7 if imagenet else 3, stride=2 if imagenet else 1, fold_bn=fold_bn,
+                         layers=layers)
         self.stem_type = stem_type
-        self.pool = ZeroPadMaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else None  # after the ReLU
-        # the same pool for inference, 3.5x faster on the CPU (src.layers.cpu_max_pool); training keeps `pool`
-        self.inference_pool = CpuMaxPool2d(3, 2, 1) if imagenet and conv_impl == "onednn" else None
+        self.pool = layers.max_pool(3, 2, 1) if imagenet else None  # after the ReLU: inputs >= 0
 
     def construct(self, x):
         x = super().construct(x)
-        if self.inference_pool is not None and not self.training:
-            return self.inference_pool(x)
         if self.pool is not None:
             x = self.pool(x)
         return x
@@ -83,8 +78,9 @@ class SKNet(nn.Cell):
         stem_width: channels of the stem conv.
         sk_paths, sk_reduction, sk_min_width: M, r and L of the SK unit.
         zero_init_last: start each unit's last BN at gamma=0 (off for the paper's recipe).
-        conv_impl: `native`, `split`, `fast` or `onednn` (see `src.layers.conv`); parameters never depend on it.
-            Resolve `auto` from the device first (`src.utils.device.resolve_conv_impl`).
+        conv_impl: `native`, `split`, `fast` or `onednn`: the layers the network is built from
+            (`src.layers.create_layers`); parameters never depend on it. Resolve `auto` from the device first
+            (`src.utils.device.resolve_conv_impl`).
         fold_bn: the inference form, every BatchNorm folded into the layer before it; fill it from
             a trained network with `src.layers.fold_batchnorm.fold_batchnorm`. Never trained.
         drop_path_rate: stochastic depth of the last unit; unit i of n drops its branch with rate
@@ -101,7 +97,8 @@ class SKNet(nn.Cell):
             raise ValueError("layers, out_widths and inner_widths must have 4 entries, one per stage")
         if class_num < 1:
             raise ValueError(f"class_num must be positive, got {class_num}")
-        self.stem = Stem(stem_type, stem_width, conv_impl, fold_bn)
+        factory = create_layers(conv_impl)  # the cells every block is built from, chosen once
+        self.stem = Stem(stem_type, stem_width, factory, fold_bn)
         in_channels = stem_width
         total = sum(layers)
         drop_rates = iter([drop_path_rate * index / max(total - 1, 1) for index in range(total)])
@@ -111,7 +108,7 @@ class SKNet(nn.Cell):
             for unit in range(depth):
                 stride = 2 if index > 0 and unit == 0 else 1
                 units.append(SKBottleneck(in_channels, inner_width, out_width, stride, groups, sk_paths,
-                                          sk_reduction, sk_min_width, zero_init_last, conv_impl, fold_bn,
+                                          sk_reduction, sk_min_width, zero_init_last, factory, fold_bn,
                                           next(drop_rates)))
                 in_channels = out_width
             stages.append(nn.SequentialCell(units))

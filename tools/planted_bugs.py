@@ -32,11 +32,13 @@ METRICS_TESTS = ("tests/unit/test_metrics.py",)
 LAUNCHER_TESTS = ("tests/e2e/test_launchers.py", "-k", "failing_job or foreground")
 TRAIN_RUN_TESTS = ("tests/e2e/test_train_eval.py", "-k", "writes_checkpoints")
 SUNK_TESTS = ("tests/unit/test_sunk_steps.py",)
-SK_OPS = "src/layers/cpu_selective_kernel.cc"
+SK_OPS = "src/layers/cpu/sk_pool_select.cc"
 SK_OPS_TESTS = ("tests/unit/test_cpu_selective_kernel.py",)
-ONEDNN_CONV = "src/layers/onednn_conv.py"
-BATCHNORM = "src/layers/cpu_batchnorm.cc"
-POINTWISE = "src/layers/cpu_pointwise_conv.cc"
+ONEDNN_CONV = "src/layers/cpu/onednn_conv.py"
+BATCHNORM = "src/layers/cpu/batchnorm.cc"
+POINTWISE = "src/layers/cpu/pointwise_conv.cc"
+FACTORY = "src/layers/create_layers.py"
+OPS_LIBRARY = "src/layers/cpu/ops_library.py"
 INFERENCE_ONEDNN_TESTS = ("tests/unit/test_inference_form.py", "-k", "onednn")
 POINTWISE_TESTS = ("tests/unit/test_onednn_conv.py", "-k", "matches_native and 1x1")
 BATCHNORM_TESTS = ("tests/unit/test_cpu_batchnorm.py",)
@@ -137,12 +139,12 @@ BUGS = [
         "if size <= AUTO_SINK_LIMIT", "if size < AUTO_SINK_LIMIT", SUNK_TESTS),
     Bug("a sink that crosses log_interval prints no progress line", "src/training/train_log.py",
         "step_in_epoch // interval == (step_in_epoch - steps) // interval", "step_in_epoch % interval", SUNK_TESTS),
-    # --- issue 14, round 2: the CPU's broadcasting Mul keeps 4x its output ---
+    # --- the CPU's broadcasting Mul keeps 4x its output ---
     Bug("the fast SK unit multiplies by broadcasting", "src/layers/selective_kernel.py",
         "        return x * ops.broadcast_to(channel_weights, x.shape)\n", "        return x * channel_weights\n",
         ("tests/unit/test_sk_memory.py",)),
-    Bug("the fast SK unit does not broadcast explicitly", "src/layers/selective_kernel.py",
-        "self.broadcasts_explicitly = conv_impl in CPU_CONV_IMPLS", "self.broadcasts_explicitly = False",
+    Bug("the fast SK unit does not broadcast explicitly", FACTORY,
+        "    conv_class = FastConv\n    explicit_broadcast = True", "    conv_class = FastConv\n    explicit_broadcast = False",
         ("tests/unit/test_sk_memory.py",)),
     Bug("the fast SK unit's explicit broadcast scales the wrong weights", "src/layers/selective_kernel.py",
         "ops.broadcast_to(channel_weights, x.shape)", "ops.broadcast_to(channel_weights * 1.01, x.shape)",
@@ -153,36 +155,36 @@ BUGS = [
     Bug("benchmark --profile reports kernels over all profiled steps, not per step", "benchmark.py",
         'float(row["type_occurrences"]) / args.steps', 'float(row["type_occurrences"])',
         ("tests/e2e/test_benchmark.py", "-k", "profile_prints")),
-    # --- issue 14, round 2: conv_impl onednn ---
-    Bug("the onednn conv ignores dilation", "src/layers/onednn_conv.py",
+    # --- conv_impl onednn ---
+    Bug("the onednn conv ignores dilation", ONEDNN_CONV,
         '"onednn_conv", [stride, dilation, onednn_threads()]', '"onednn_conv", [stride, 1, onednn_threads()]',
         ("tests/unit/test_onednn_conv.py", "-k", "matches_native")),
-    Bug("the onednn weight gradient has kh and kw transposed", "src/layers/onednn_conv.py",
+    Bug("the onednn weight gradient has kh and kw transposed", ONEDNN_CONV,
         "        return dx, dweight, ops", "        return dx, dweight.transpose(0, 1, 3, 2), ops",
         ("tests/unit/test_onednn_conv.py", "-k", "matches_native")),
     # (Padding the right edge like the left is no bug: oneDNN floors the output size the same way.)
-    Bug("the onednn C++ op ignores dilation", "src/layers/onednn_conv.cc",
+    Bug("the onednn C++ op ignores dilation", "src/layers/cpu/onednn_conv.cc",
         "d.dilates = {g.dilation - 1, g.dilation - 1};", "d.dilates = {0, 0};",
         ("tests/unit/test_onednn_conv.py", "-k", "matches_native")),
     Bug("the onednn build key ignores the max-pool source, so a changed .cc reuses a stale library",
-        "src/layers/onednn_build.py", "files = [*SOURCES, *LOCAL_HEADERS,", "files = [*SOURCES[:1], *LOCAL_HEADERS,",
+        OPS_LIBRARY, "files = [*SOURCES, *LOCAL_HEADERS,", "files = [*SOURCES[:1], *LOCAL_HEADERS,",
         ("tests/unit/test_onednn_conv.py", "-k", "changed_source")),
-    Bug("the inference max-pool lets padding win over negative values", "src/layers/cpu_max_pool.cc",
+    Bug("the inference max-pool lets padding win over negative values", "src/layers/cpu/max_pool.cc",
         "float best = -std::numeric_limits<float>::infinity();", "float best = 0;",
         ("tests/unit/test_cpu_max_pool.py",)),
-    Bug("the onednn stem uses the inference max-pool in training too", "src/sknet50.py",
-        "if self.inference_pool is not None and not self.training:", "if self.inference_pool is not None:",
-        ("tests/unit/test_conv_impl.py", "-k", "whole_network")),
-    Bug("the onednn stem pools without the inference max-pool", "src/sknet50.py",
-        'CpuMaxPool2d(3, 2, 1) if imagenet and conv_impl == "onednn" else None', "None",
+    Bug("the onednn stem uses the inference max-pool in training too", "src/layers/cpu/max_pool.py",
+        "        if self.training:\n            return self.train_pool(x)\n", "",
+        ("tests/unit/test_cpu_max_pool.py", "-k", "training")),
+    Bug("the onednn stem pools without the inference max-pool", FACTORY,
+        "return CpuMaxPool2d(kernel_size, stride, padding)", "return super().max_pool(kernel_size, stride, padding)",
         ("tests/unit/test_cpu_max_pool.py", "-k", "stem")),
-    Bug("a successful onednn build leaves its compiler log behind", "src/layers/onednn_build.py",
+    Bug("a successful onednn build leaves its compiler log behind", OPS_LIBRARY,
         "    os.remove(log)  # only", "    pass  # only", ("tests/unit/test_onednn_conv.py", "-k", "second_load")),
     Bug("conv_impl onednn is accepted on GPU and Ascend", "src/utils/device.py",
         'if conv_impl in CPU_CONV_IMPLS and device_target != "CPU":', 'if conv_impl == "fast" and device_target != "CPU":',
         ("tests/unit/test_onednn_conv.py", "-k", "cpu_only")),
-    # --- issue 14, round 3: the SK unit's C++ pooling and selection ---
-    Bug("the onednn build key ignores the thread-pool header", "src/layers/onednn_build.py",
+    # --- the SK unit's C++ pooling and selection ---
+    Bug("the onednn build key ignores the thread-pool header", OPS_LIBRARY,
         "files = [*SOURCES, *LOCAL_HEADERS, *vendored]", "files = [*SOURCES, *vendored]",
         ("tests/unit/test_onednn_conv.py", "-k", "changed_source")),
     Bug("the oneDNN conv's gradient is a Cell bprop again (every weight copied at every step)", ONEDNN_CONV,
@@ -207,22 +209,23 @@ BUGS = [
         "if (s.H * s.W == 1) return x;", "if (s.H * s.W <= 4) return x;", POINTWISE_TESTS),
     Bug("the 1x1 GEMM op's epilogue skips the ReLU", POINTWISE,
         "row[o] = relu && v < 0 ? 0.f : v;", "row[o] = v;", INFERENCE_ONEDNN_TESTS),
-    Bug("the oneDNN conv's epilogue skips the ReLU", "src/layers/onednn_conv.cc",
+    Bug("the oneDNN conv's epilogue skips the ReLU", "src/layers/cpu/onednn_conv.cc",
         "    if (relu) {\n        post_ops ops;", "    if (false) {\n        post_ops ops;", INFERENCE_ONEDNN_TESTS),
     Bug("a folded onednn ConvBNAct always applies the ReLU", "src/layers/conv.py",
         "return self.conv.with_bias(x, self.bn.bias, self.act is not None)",
         "return self.conv.with_bias(x, self.bn.bias, True)", INFERENCE_ONEDNN_TESTS),
-    Bug("the thread pool's ranges leave a gap (the SK and BatchNorm ops)", "src/layers/cpu_thread_pool.h",
+    Bug("the thread pool's ranges leave a gap (the SK and BatchNorm ops)", "src/layers/cpu/thread_pool.h",
         "fn(count * task / n, count * (task + 1) / n); });", "fn(count * task / n, count * (task + 1) / n - 1); });",
         ("tests/unit/test_cpu_selective_kernel.py", "tests/unit/test_cpu_batchnorm.py")),
     Bug("the BatchNorm op's moving variance takes the biased batch variance", BATCHNORM,
         "float(variance[c] * count / (count - 1))", "variance[c]", BATCHNORM_TESTS),
     Bug("the BatchNorm op's gamma gradient forgets to centre x", BATCHNORM,
         "b += g[i] * (p[i] - m);", "b += g[i] * p[i];", BATCHNORM_TESTS),
-    Bug("onednn networks keep MindSpore's BatchNorm", "src/layers/fold_batchnorm.py",
-        'if conv_impl == "onednn":', 'if conv_impl == "none":', BATCHNORM_TESTS),
-    Bug("the onednn unit pools and selects with the two-path ops whatever its paths", "src/layers/selective_kernel.py",
-        'two_path_ops = conv_impl == "onednn" and paths == 2', 'two_path_ops = conv_impl == "onednn"', SK_OPS_TESTS),
+    Bug("onednn networks keep MindSpore's BatchNorm", FACTORY,
+        "return CpuBatchNorm2d(channels, gamma_init=gamma_init)", "return nn.BatchNorm2d(channels, gamma_init=gamma_init)",
+        BATCHNORM_TESTS),
+    Bug("the onednn unit pools and selects with the two-path ops whatever its paths", FACTORY,
+        "return PooledSum() if paths == 2 else super().sk_pool(paths)", "return PooledSum()", SK_OPS_TESTS),
     # --- config and command line: device_target auto, --help per script, original flags, bounds, hostile files ---
     Bug("device_target auto is left unresolved for the device policies", "src/utils/config.py",
         'values["device_target"] = resolve_device_target(values["device_target"])',
@@ -338,8 +341,9 @@ BUGS = [
     Bug("the zero-padded stem pool pads one side twice", "src/layers/zero_pad_max_pool.py",
         "((0, 0), (0, 0), (padding, padding), (padding, padding))", "((0, 0), (0, 0), (2 * padding, 0), (2 * padding, 0))",
         ("tests/unit/test_zero_pad_max_pool.py",)),
-    Bug("the ImageNet stem pools with the padded nn.MaxPool2d (MaxPool3DWithArgmax in its export)", "src/sknet50.py",
-        "ZeroPadMaxPool2d(kernel_size=3, stride=2, padding=1)", "nn.MaxPool2d(kernel_size=3, stride=2, pad_mode='pad', padding=1)",
+    Bug("the ImageNet stem pools with the padded nn.MaxPool2d (MaxPool3DWithArgmax in its export)", FACTORY,
+        "return ZeroPadMaxPool2d(kernel_size, stride, padding)",
+        "return nn.MaxPool2d(kernel_size, stride, pad_mode='pad', padding=padding)",
         ("tests/unit/test_zero_pad_max_pool.py",)),
     Bug("the Lite 2.0 rewrite does not know MaxPool", "tools/mindir_to_lite20.py",
         '"MakeTuple", "MaxPool", "Mul"', '"MakeTuple", "Mul"', ("tests/unit/test_mindir_to_lite20.py",)),
@@ -477,7 +481,7 @@ BUGS = [
         "if max(received, expected) > MAX_ARCHIVE_BYTES:", "if expected > MAX_ARCHIVE_BYTES:",
         ("tests/unit/test_download.py",)),
     # --- portable tests: whole-network gradients compared off the CPU's rounding; the nine of issue 30 ---
-    Bug("the GEMM conv's broadcast weight gradient is 0.1% too large", "src/layers/cpu_gemm_conv.py",
+    Bug("the GEMM conv's broadcast weight gradient is 0.1% too large", "src/layers/cpu/gemm_conv.py",
         "dweight = self.matmul_transpose_b(grouped_dout, columns).sum(0)",
         "dweight = self.matmul_transpose_b(grouped_dout, columns).sum(0) * 1.001",
         ("tests/unit/test_conv_impl.py", "-k", "whole_network and fast")),
@@ -519,7 +523,24 @@ BUGS = [
         "if (size != static_cast<long long>(input.DataSize())) {",
         "if (size < static_cast<long long>(input.DataSize())) {",
         ("tests/e2e/test_infer_310.py", "-k", "wrong_sized")),
-    Bug("the max-pool op reads one row past the bottom of the map", "src/layers/cpu_max_pool.cc",
+    Bug("the max-pool op reads one row past the bottom of the map", "src/layers/cpu/max_pool.cc",
         "std::min<int64_t>(oh * stride - padding + kernel, H);", "std::min<int64_t>(oh * stride - padding + kernel, H + 1);",
         ("tests/unit/test_cpu_ops_sanitized.py",)),
+    # --- the layer factory, the CPU default and the chip default ---
+    Bug("auto on Ascend splits every grouped conv again", "src/utils/device.py",
+        'if device_target == "CPU" else "native"', 'if device_target == "CPU" else "split"',
+        ("tests/unit/test_conv_impl.py", "-k", "auto_is_native")),
+    Bug("auto on the CPU stays fast where a compiler is found", "src/utils/device.py",
+        '        return "onednn"\n', '        return "fast"\n', ("tests/unit/test_conv_impl.py", "-k", "auto_on_the_cpu")),
+    Bug("a grouped-conv error under the default auto on Ascend gives no hint", "src/utils/device.py",
+        'conv_impl in ("auto", "native") and "group"', 'conv_impl == "native" and "group"',
+        ("tests/unit/test_conv_impl.py", "-k", "grouped_conv_error")),
+    Bug("the onednn SK selection weighs the first path with the second path's weights", "src/layers/cpu/sk_pool_select.py",
+        "first = ops.split(weights, 1, 1)[0]", "first = ops.split(weights, 1, 1)[1]", SK_OPS_TESTS),
+    Bug("a folded onednn 1x1 conv on a large map drops its bias", ONEDNN_CONV,
+        "        return add_bias_relu(self.construct(x, weight), bias, relu)\n",
+        "        return self.construct(x, weight)\n", INFERENCE_ONEDNN_TESTS),
+    Bug("a folded native conv drops its ReLU", "src/layers/conv.py",
+        "    return ops.relu(x) if relu else x\n", "    return x\n",
+        ("tests/unit/test_inference_form.py", "-k", "native")),
 ]

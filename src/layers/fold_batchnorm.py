@@ -8,14 +8,13 @@ adding `shift` as a bias computes the same function with one small kernel instea
 smaller and faster on every runtime.
 
 A network built with `fold_bn=True` (`src.sknet50.create_model`) has a `FoldedBatchNorm` where
-the trained one has a BatchNorm, under the same name; `fold_batchnorm` fills it from a trained one.
+the trained one has a BatchNorm, under the same name (`Layers.batchnorm` picks either); `fold_batchnorm`
+fills it from a trained one.
 Training always uses the unfolded network, so checkpoints never change.
 """
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import initializer
-
-from src.layers.cpu_batchnorm import CpuBatchNorm2d
 
 
 class FoldedBatchNorm(nn.Cell):
@@ -27,19 +26,6 @@ class FoldedBatchNorm(nn.Cell):
 
     def construct(self, x):
         return ops.bias_add(x, self.bias)
-
-
-def batchnorm_or_folded(channels: int, fold_bn: bool, dims: int = 2, gamma_init: str = "ones",
-                        conv_impl: str = "native") -> nn.Cell:
-    """The `bn` of a layer: a trainable BatchNorm (1-d or 2-d), or its folded inference form. With conv_impl
-    onednn a 2-d one is `CpuBatchNorm2d`: nn.BatchNorm2d's parameters and function, a faster CPU training pass."""
-    if fold_bn:
-        return FoldedBatchNorm(channels)
-    if dims == 1:
-        return nn.BatchNorm1d(channels, gamma_init=gamma_init)
-    if conv_impl == "onednn":
-        return CpuBatchNorm2d(channels, gamma_init=gamma_init)
-    return nn.BatchNorm2d(channels, gamma_init=gamma_init)
 
 
 def _per_channel(vector: np.ndarray, ndim: int) -> np.ndarray:

@@ -1,10 +1,16 @@
-"""The Selective Kernel (SK) convolution, Li et al. 2019, Section 3.1 (Split, Fuse, Select)."""
+"""The Selective Kernel (SK) convolution, Li et al. 2019, Section 3.1 (Split, Fuse, Select).
+
+The unit's pooling of the paths' sum and its selection come from the `Layers` it is built with
+(`src.layers.create_layers`); `PathSumPool` and `ScaledPathSum` here are MindSpore's own ops.
+"""
+from typing import TYPE_CHECKING
+
 from mindspore import nn, ops
 
 from src.layers.conv import ConvBNAct
-from src.layers.cpu_selective_kernel import PooledSum, SelectOfTwo
-from src.layers.fold_batchnorm import batchnorm_or_folded
-from src.utils.device import CPU_CONV_IMPLS
+
+if TYPE_CHECKING:
+    from src.layers.create_layers import Layers
 
 
 def attention_width(channels: int, reduction: int, min_width: int) -> int:
@@ -27,25 +33,56 @@ class SelectiveKernelAttention(nn.Cell):
     function, and the layout of timm's `fc_select`, so pretrained weights map 1:1).
     """
 
-    def __init__(self, channels: int, paths: int, width: int, fold_bn: bool = False):
+    def __init__(self, channels: int, paths: int, width: int, fold_bn: bool = False, *, layers: "Layers"):
         super().__init__()
         self.paths = paths
         self.channels = channels
         self.bn_folds_into = "fc_reduce"  # the layer whose weight `fold_batchnorm` scales
         self.fc_reduce = nn.Dense(channels, width, has_bias=False)
-        self.bn = batchnorm_or_folded(width, fold_bn, dims=1)
+        self.bn = layers.batchnorm(width, fold_bn, dims=1)
         self.act = nn.ReLU()
         self.fc_select = nn.Dense(width, channels * paths, has_bias=False)
         self.softmax = nn.Softmax(axis=1)
 
-    def construct(self, fused):
-        return self.of_pooled(fused.mean(axis=(2, 3)))  # (B, C): global average pooling of U, Eq. (2)
-
-    def of_pooled(self, s):
-        """The weights from s, the global average of U."""
+    def construct(self, s):
+        """The weights from s (B, C), the global average of U."""
         z = self.act(self.bn(self.fc_reduce(s)))  # Eq. (3)
         logits = self.fc_select(z).reshape(-1, self.paths, self.channels)
         return self.softmax(logits)  # (B, paths, C), Eq. (5)
+
+
+class PathSumPool(nn.Cell):
+    """The Fuse step's global average of the paths' sum, s = mean over H, W of U = sum of paths (Eq. 1-2)."""
+
+    def construct(self, outputs):
+        # Sums of the path outputs, not a stack reduced over its path axis: the stack copies
+        # every output, and its sum over a middle axis was ~8% of a CPU train step (profiled).
+        fused = outputs[0]
+        for output in outputs[1:]:
+            fused = fused + output
+        return fused.mean(axis=(2, 3))  # (B, C)
+
+
+class ScaledPathSum(nn.Cell):
+    """The Select step (Eq. 5-6): sum over paths m of output_m times its weights (B, C), from weights (B, paths, C).
+
+    Args:
+        explicit_broadcast: scale large maps through `broadcast_to` (see `scale_channels`).
+    """
+
+    def __init__(self, explicit_broadcast: bool):
+        super().__init__()
+        self.explicit_broadcast = explicit_broadcast
+
+    def construct(self, outputs, weights):
+        channels = outputs[0].shape[1]
+        # One Split into per-path (B, C, 1, 1) weights; indexing `weights[:, m]` is a StridedSlice
+        # per path, 4x slower on the CPU at 1x1 pixels (measured).
+        weights = ops.split(weights.reshape(weights.shape[0], -1, 1, 1), channels, 1)
+        selected = scale_channels(outputs[0], weights[0], self.explicit_broadcast)
+        for index in range(1, len(outputs)):
+            selected = selected + scale_channels(outputs[index], weights[index], self.explicit_broadcast)
+        return selected
 
 
 class SelectiveKernelConv(nn.Cell):
@@ -57,42 +94,24 @@ class SelectiveKernelConv(nn.Cell):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 32,
-                 paths: int = 2, reduction: int = 16, min_width: int = 32, conv_impl: str = "native",
-                 fold_bn: bool = False):
+                 paths: int = 2, reduction: int = 16, min_width: int = 32, fold_bn: bool = False, *,
+                 layers: "Layers"):
         super().__init__()
         self.paths = nn.CellList([
             ConvBNAct(in_channels, out_channels, 3, stride=stride, dilation=m + 1, groups=groups,
-                      conv_impl=conv_impl, fold_bn=fold_bn)
+                      fold_bn=fold_bn, layers=layers)
             for m in range(paths)
         ])
+        self.pool = layers.sk_pool(paths)
         self.attention = SelectiveKernelAttention(out_channels, paths,
-                                                  attention_width(out_channels, reduction, min_width), fold_bn)
-        self.broadcasts_explicitly = conv_impl in CPU_CONV_IMPLS  # see `scale_channels`
-        # With `onednn`, two paths are pooled and selected by C++ ops in its library (cpu_selective_kernel).
-        two_path_ops = conv_impl == "onednn" and paths == 2
-        self.pooled_sum = PooledSum() if two_path_ops else None
-        self.select_of_two = SelectOfTwo() if two_path_ops else None
+                                                  attention_width(out_channels, reduction, min_width), fold_bn,
+                                                  layers=layers)
+        self.select = layers.sk_select(paths)
 
     def construct(self, x):
-        # Sums of the path outputs, not a stack reduced over its path axis: the stack copies
-        # every output, and its sum over a middle axis was ~8% of a CPU train step (profiled).
         # A tuple, not a list: MindSpore's ONNX exporter has no operator for a graph-built list.
         outputs = tuple([path(x) for path in self.paths])
-        if self.pooled_sum is not None:
-            weights = self.attention.of_pooled(self.pooled_sum(outputs[0], outputs[1]))  # (B, 2, C)
-            first = ops.split(weights, 1, 1)[0].reshape(weights.shape[0], -1)
-            return self.select_of_two(outputs[0], outputs[1], first)
-        fused = outputs[0]
-        for output in outputs[1:]:
-            fused = fused + output
-        # One Split into per-path (B, C, 1, 1) weights; indexing `weights[:, m]` is a StridedSlice
-        # per path, 4x slower on the CPU at 1x1 pixels (measured).
-        weights = self.attention(fused).reshape(fused.shape[0], -1, 1, 1)  # (B, paths * C, 1, 1)
-        weights = ops.split(weights, fused.shape[1], 1)
-        selected = scale_channels(outputs[0], weights[0], self.broadcasts_explicitly)
-        for index in range(1, len(outputs)):
-            selected = selected + scale_channels(outputs[index], weights[index], self.broadcasts_explicitly)
-        return selected
+        return self.select(outputs, self.attention(self.pool(outputs)))
 
 
 def scale_channels(x, channel_weights, explicitly: bool):

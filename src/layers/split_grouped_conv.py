@@ -1,13 +1,15 @@
-"""A grouped convolution computed as one ungrouped convolution per group (conv_impl `split`).
+"""A grouped convolution computed as one ungrouped convolution per group (conv_impl `split`, opt-in on Ascend).
 
-MindSpore's documentation of `nn.Conv2d` and `ops.Conv2D` (r1.9 to r2.4 and later) says that on
-Ascend a grouped convolution is supported only in the depthwise case (in = out = groups). SKNet-50's
-3x3 convs have groups=32 and 4-32 channels per group, so on Ascend they may not compile. The model
-zoo's ResNeXt and the original SKNet split such convs by hand on Ascend; this does the same, but on
-slices of the layer's one `weight` parameter, so parameter names, shapes and checkpoints are those of
-`native` and the gradients flow into the same parameter.
+MindSpore's documentation of `nn.Conv2d` and `ops.Conv2D` says that on Ascend a grouped convolution is
+supported only in the depthwise case (in = out = groups), although mindcv trains group-32 convs on Ascend
+910 natively, so `auto` is `native` there. If a CANN refuses SKNet-50's group-32 convs, `split` computes
+each as 32 convs, as the model zoo's ResNeXt and the original SKNet did by hand, but on slices of the
+layer's one `weight` parameter, so parameter names, shapes and checkpoints are those of `native` and the
+gradients flow into the same parameter.
 """
 from mindspore import ops
+
+from src.layers.conv import NativeConv
 
 
 def conv2d_split_groups(x, weight, stride: int, padding: int, dilation: int, groups: int):
@@ -20,3 +22,12 @@ def conv2d_split_groups(x, weight, stride: int, padding: int, dilation: int, gro
     weights = ops.split(weight, weight.shape[0] // groups, axis=0)
     outputs = [ops.conv2d(inputs[g], weights[g], None, stride, "pad", padding, dilation, 1) for g in range(groups)]
     return ops.cat(outputs, axis=1)
+
+
+class SplitGroupedConv(NativeConv):
+    """The conv of `conv_impl split`: a grouped conv by `conv2d_split_groups`, an ungrouped one natively."""
+
+    def construct(self, x, weight):
+        if self.groups > 1:
+            return conv2d_split_groups(x, weight, self.stride, self.padding, self.dilation, self.groups)
+        return super().construct(x, weight)

@@ -6,7 +6,8 @@ import numpy as np
 from mindspore import nn, ops
 
 from src.layers.conv import Conv2d
-from src.layers.cpu_batchnorm import CpuBatchNorm2d
+from src.layers.cpu.batchnorm import CpuBatchNorm2d
+from src.layers.create_layers import create_layers
 
 TOLERANCE = 1e-4
 
@@ -43,7 +44,7 @@ class OutputAndGradients(nn.Cell):
 
 def conv_results(shape, conv_impl: str, weight: np.ndarray, x: np.ndarray, upstream: np.ndarray):
     in_channels, out_channels, kernel, stride, dilation, groups = shape
-    conv = Conv2d(in_channels, out_channels, kernel, stride, dilation, groups, conv_impl=conv_impl)
+    conv = Conv2d(in_channels, out_channels, kernel, stride, dilation, groups, layers=create_layers(conv_impl))
     conv.weight.set_data(ms.Tensor(weight))
     output, input_grad, weight_grads = OutputAndGradients(conv)(ms.Tensor(x), ms.Tensor(upstream))
     return [output.asnumpy(), input_grad.asnumpy(), weight_grads[0].asnumpy()]

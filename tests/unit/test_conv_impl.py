@@ -14,12 +14,15 @@ import pytest
 from mindspore import nn, ops
 
 from src.training.loss import CrossEntropySmooth
-from src.layers import cpu_gemm_conv, selective_kernel
-from src.sknet50 import sknet50, sknet_tiny
+from src.layers import selective_kernel
 from src.layers.conv import Conv2d
-from src.layers.cpu_gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS
+from src.layers.cpu import gemm_conv
+from src.layers.cpu.gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, SMALL_IMAGE_MAX_PIXELS
+from src.layers.create_layers import LAYERS, create_layers
+from src.sknet50 import sknet50, sknet_tiny
+from src.utils import device
 from src.utils.config import load_config
-from src.utils.device import check_device_choices, resolve_conv_impl
+from src.utils.device import MODEL_CONV_IMPLS, check_device_choices, resolve_conv_impl
 from src.utils.errors import UserError
 from tests.helpers.conv_checks import assert_close, assert_close_relative, check_matches_native, smooth_for_gradients
 
@@ -77,7 +80,7 @@ def test_im2col_cases_cover_both_layouts_and_strides():
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, size", im2col_cases())
 def test_fast_conv_matches_native_when_columns_are_recomputed(shape, size, monkeypatch):
-    monkeypatch.setattr(cpu_gemm_conv, "KEEP_COLUMNS_MAX_ELEMENTS", 0)
+    monkeypatch.setattr(gemm_conv, "KEEP_COLUMNS_MAX_ELEMENTS", 0)
     check_matches_native(shape, size, "fast")
 
 
@@ -227,11 +230,48 @@ def test_split_conv_has_the_parameters_of_native(tmp_path):
     assert_close(split(images).asnumpy(), native(images).asnumpy(), "eval logits")
 
 
-@pytest.mark.parametrize("device_target, expected", [("CPU", "fast"), ("GPU", "native"), ("Ascend", "split")])
-def test_auto_is_fast_on_the_cpu_and_split_on_ascend(device_target, expected):
-    assert resolve_conv_impl("auto", device_target) == expected
+@pytest.mark.parametrize("device_target", ["GPU", "Ascend"])
+def test_auto_is_native_on_chips_and_split_is_opt_in(device_target):
+    assert resolve_conv_impl("auto", device_target) == "native"
     assert resolve_conv_impl("native", device_target) == "native"
     assert resolve_conv_impl("split", device_target) == "split"
+
+
+def test_auto_on_the_cpu_is_onednn_where_a_compiler_is_found_else_fast(tmp_path, monkeypatch, capsys):
+    compiler = tmp_path / "c++"
+    compiler.write_text("#!/bin/sh\n", encoding="utf-8")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    assert resolve_conv_impl("auto", "CPU") == "onednn"
+    assert resolve_conv_impl("auto", "CPU") == "onednn"
+    monkeypatch.setenv("CXX", str(tmp_path / "missing-c++"))
+    assert resolve_conv_impl("auto", "CPU") == "fast"
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines  # one line per choice, not per call
+    assert lines[0].startswith("conv_impl auto: onednn") and lines[1].startswith("conv_impl auto: fast")
+    assert "missing-c++" in lines[1] and "install g++" in lines[1]
+
+
+@pytest.mark.parametrize("message, conv_impl, device_target, hinted", [
+    ("Conv2D: the group 32 is not supported", "auto", "Ascend", True),
+    ("For 'Conv2D', groups must be 1 or in_channels", "native", "Ascend", True),
+    ("Conv2D: the group 32 is not supported", "split", "Ascend", False),
+    ("Conv2D: the group 32 is not supported", "auto", "GPU", False),
+    ("out of device memory", "auto", "Ascend", False),
+])
+def test_a_grouped_conv_error_on_ascend_suggests_split(message, conv_impl, device_target, hinted):
+    with pytest.raises(Exception) as caught:
+        with device.conv_impl_hint(conv_impl, device_target):
+            raise RuntimeError(message + "\n\n----- C++ Call Stack -----\nmore")
+    if hinted:
+        assert isinstance(caught.value, UserError) and "\n" not in str(caught.value)
+        assert "--conv_impl split" in str(caught.value) and message in str(caught.value)
+    else:
+        assert type(caught.value) is RuntimeError
+
+
+def test_the_factory_builds_every_model_conv_impl():
+    assert tuple(LAYERS) == MODEL_CONV_IMPLS
 
 
 def test_fast_is_refused_off_the_cpu():
@@ -257,7 +297,7 @@ def test_bad_impl_or_device_is_an_error():
     with pytest.raises(UserError, match="device_target"):
         resolve_conv_impl("auto", "cpu")
     with pytest.raises(ValueError, match="resolve 'auto' first"):
-        Conv2d(8, 8, 3, conv_impl="auto")
+        create_layers("auto")
 
 
 def test_conv_weights_are_kaiming_normal_over_the_fan_out():

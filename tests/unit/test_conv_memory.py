@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import mindspore as ms
 from mindspore import nn
-from src.layers.cpu_gemm_conv import GemmConv, conv2d_gemm
+from src.layers.cpu.gemm_conv import GemmConv, conv2d_gemm
 
 recompute = sys.argv[1] == "recompute"
 layers, batch, channels, size, groups = map(int, sys.argv[2:])

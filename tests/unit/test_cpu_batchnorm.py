@@ -6,7 +6,7 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from src.layers.cpu_batchnorm import CpuBatchNorm2d
+from src.layers.cpu.batchnorm import CpuBatchNorm2d
 from src.sknet50 import create_model
 
 # Many pixels, few pixels, one pixel, and one value per channel (MindSpore's moving variance is NaN there);

@@ -5,7 +5,8 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from src.layers.cpu_max_pool import CpuMaxPool2d
+from src.layers.cpu.max_pool import CpuMaxPool2d
+from src.layers.create_layers import create_layers
 from src.sknet50 import Stem, create_model
 from tests.helpers.conv_checks import assert_close
 
@@ -24,10 +25,19 @@ def test_cpu_max_pool_equals_nn_max_pool2d(shape, pool):
     np.testing.assert_array_equal(CpuMaxPool2d(kernel, stride, padding)(x).asnumpy(), expected)
 
 
-def test_the_onednn_stem_pools_with_it_in_inference_only():
-    stem = Stem("imagenet", 8, "onednn")
-    assert isinstance(stem.inference_pool, CpuMaxPool2d)
-    assert Stem("imagenet", 8, "fast").inference_pool is None and Stem("cifar", 8, "onednn").inference_pool is None
+def test_the_onednn_stem_pools_with_it():
+    assert isinstance(Stem("imagenet", 8, create_layers("onednn")).pool, CpuMaxPool2d)
+    assert not isinstance(Stem("imagenet", 8, create_layers("fast")).pool, CpuMaxPool2d)
+    assert Stem("cifar", 8, create_layers("onednn")).pool is None
+
+
+def test_in_training_it_is_nn_max_pool2d_with_its_gradient():
+    x = ms.Tensor(np.abs(np.random.default_rng(1).standard_normal((2, 3, 9, 9))).astype(np.float32))  # after a ReLU
+    ours, theirs = CpuMaxPool2d(3, 2, 1), nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
+    ours.set_train(True)
+    theirs.set_train(True)
+    np.testing.assert_array_equal(ms.grad(ours)(x).asnumpy(), ms.grad(theirs)(x).asnumpy())
+    np.testing.assert_array_equal(ours(x).asnumpy(), theirs(x).asnumpy())
 
 
 def test_onednn_in_inference_computes_what_native_does():

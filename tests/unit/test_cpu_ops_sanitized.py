@@ -23,8 +23,8 @@ OP_TESTS = ["tests/unit/test_cpu_batchnorm.py", "tests/unit/test_cpu_max_pool.py
             "tests/unit/test_cpu_selective_kernel.py::test_the_onednn_unit_matches_native[12-2]",
             f"{CONV}[128x128x3x1x2x32-8px]", f"{CONV}[256x256x3x2x1x32-2px]", f"{CONV}[3x64x7x2x1x1-16px]",
             f"{CONV}[64x128x1x1x1x1-2px]", f"{CONV}[64x96x1x2x1x1-3px]"]
-RUN_WITH_FLAGS = ("import sys\nfrom src.layers import onednn_build\n"
-                  f"onednn_build.FLAGS = onednn_build.FLAGS + {SANITIZER_FLAGS!r}\n"
+RUN_WITH_FLAGS = ("import sys\nfrom src.layers.cpu import ops_library\n"
+                  f"ops_library.FLAGS = ops_library.FLAGS + {SANITIZER_FLAGS!r}\n"
                   "import pytest\nsys.exit(pytest.main(sys.argv[1:]))")
 
 

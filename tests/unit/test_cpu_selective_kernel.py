@@ -1,4 +1,4 @@
-"""With `conv_impl onednn`, the two-path SK unit pools and selects by C++ ops (src.layers.cpu_selective_kernel):
+"""With `conv_impl onednn`, the two-path SK unit pools and selects by C++ ops (src.layers.cpu.sk_pool_select):
 the unit computes what the `native` unit computes, forward and backward, on one thread and on the pool.
 
 Tolerance as for every conv_impl (`conv_checks.assert_close`: 1e-4 x max(1, max |native|)). The
@@ -8,7 +8,8 @@ import numpy as np
 import mindspore as ms
 import pytest
 
-from src.layers.cpu_selective_kernel import PooledSum, SelectOfTwo
+from src.layers.cpu.sk_pool_select import PooledSum, SelectOfTwo
+from src.layers.create_layers import create_layers
 from src.layers.selective_kernel import SelectiveKernelConv
 from tests.helpers.conv_checks import OutputAndGradients, assert_close, smooth_for_gradients
 
@@ -16,7 +17,7 @@ from tests.helpers.conv_checks import OutputAndGradients, assert_close, smooth_f
 def unit_results(conv_impl: str, parameters: dict, x: np.ndarray, upstream: np.ndarray, stride: int,
                  smooth: bool = False):
     """Training-mode output and gradients; with `smooth`, of the unit under `smooth_for_gradients`."""
-    unit = SelectiveKernelConv(64, 64, stride=stride, groups=8, conv_impl=conv_impl)
+    unit = SelectiveKernelConv(64, 64, stride=stride, groups=8, layers=create_layers(conv_impl))
     ms.load_param_into_net(unit, {name: ms.Parameter(value, name) for name, value in parameters.items()},
                            strict_load=True)
     unit.set_train(True)
@@ -34,7 +35,7 @@ def unit_results(conv_impl: str, parameters: dict, x: np.ndarray, upstream: np.n
 @pytest.mark.parametrize("size, stride", [(5, 1), (12, 1), (12, 2)])
 def test_the_onednn_unit_matches_native(size, stride):
     ms.set_seed(size + stride)
-    reference = SelectiveKernelConv(64, 64, stride=stride, groups=8, conv_impl="native")
+    reference = SelectiveKernelConv(64, 64, stride=stride, groups=8, layers=create_layers("native"))
     rng = np.random.default_rng(size)
     parameters = {}
     for name, param in reference.parameters_and_names():  # non-trivial BN affine parameters and statistics
@@ -60,9 +61,9 @@ def test_the_onednn_unit_matches_native(size, stride):
 
 
 def test_only_the_two_path_onednn_unit_uses_the_cpu_ops():
-    two = SelectiveKernelConv(64, 64, groups=8, conv_impl="onednn")
-    assert isinstance(two.pooled_sum, PooledSum) and isinstance(two.select_of_two, SelectOfTwo)
-    for unit in (SelectiveKernelConv(64, 64, groups=8, paths=3, conv_impl="onednn"),
-                 SelectiveKernelConv(64, 64, groups=8, conv_impl="fast"),
-                 SelectiveKernelConv(64, 64, groups=8, conv_impl="native")):
-        assert unit.pooled_sum is None and unit.select_of_two is None
+    two = SelectiveKernelConv(64, 64, groups=8, layers=create_layers("onednn"))
+    assert isinstance(two.pool, PooledSum) and isinstance(two.select, SelectOfTwo)
+    for unit in (SelectiveKernelConv(64, 64, groups=8, paths=3, layers=create_layers("onednn")),
+                 SelectiveKernelConv(64, 64, groups=8, layers=create_layers("fast")),
+                 SelectiveKernelConv(64, 64, groups=8, layers=create_layers("native"))):
+        assert not isinstance(unit.pool, PooledSum) and not isinstance(unit.select, SelectOfTwo)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mindspore.train import mind_ir_pb2
 
+from src.layers.create_layers import create_layers
 from src.sknet50 import Stem, create_model
 from src.utils.errors import UserError
 from tests.helpers.infer import random_network
@@ -75,7 +76,7 @@ def test_an_unknown_op_is_refused(tiny_model):
 
 
 def test_the_imagenet_stem_passes_as_pad_and_max_pool(tmp_path):
-    model = exported(Stem("imagenet", 4, "native"), tmp_path / "stem")
+    model = exported(Stem("imagenet", 4, create_layers("native")), tmp_path / "stem")
     tool.rewrite(model)
     assert {"Pad", "MaxPool"} <= {tool.op_name(node) for node in model.graph.node}
 

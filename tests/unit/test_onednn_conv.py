@@ -3,7 +3,7 @@
 Tolerances: outputs and input gradients as for every conv_impl (`check_matches_native`: 1e-4 x
 max(1, max |native|)). Weight gradients: 1e-5 x max |native dw|. oneDNN sums a weight gradient's
 N*Ho*Wo products in another order than MindSpore's NCHW kernel; on these cases the measured error
-was at most 6.4e-7 x max |dw| (2026-11-27), and the prototype measured 3e-6 at 56x56, batch 32.
+was at most 6.4e-7 x max |dw|, and 3e-6 at 56x56, batch 32.
 The whole-network check is `test_conv_impl.test_whole_network_logits_and_gradients_match[onednn]`,
 and the folded-BatchNorm one is `test_inference_form`'s `onednn` case.
 """
@@ -16,9 +16,10 @@ import pytest
 from mindspore import nn
 
 import export
-from src.layers import onednn_build
 from src.layers.conv import Conv2d
-from src.layers.onednn_conv import OneDnnConv, OneDnnPointwiseConv
+from src.layers.cpu import ops_library
+from src.layers.cpu.onednn_conv import OneDnnConv, OneDnnPointwiseConv
+from src.layers.create_layers import create_layers
 from src.sknet50 import create_model
 from src.training.build import split_weight_decay
 from src.training.loss import CrossEntropySmooth
@@ -57,21 +58,21 @@ def test_onednn_conv_matches_native(shape, size):
 
 
 def test_ungrouped_pointwise_convs_take_the_gemm_op():
-    assert isinstance(Conv2d(64, 128, 1, 2, conv_impl="onednn").onednn, OneDnnPointwiseConv)
-    assert isinstance(Conv2d(64, 128, 1, 1, groups=32, conv_impl="onednn").onednn, OneDnnConv)
-    assert isinstance(Conv2d(64, 128, 3, 1, conv_impl="onednn").onednn, OneDnnConv)
+    onednn = create_layers("onednn")
+    assert isinstance(Conv2d(64, 128, 1, 2, layers=onednn).compute.onednn, OneDnnPointwiseConv)
+    assert isinstance(Conv2d(64, 128, 1, 1, groups=32, layers=onednn).compute.onednn, OneDnnConv)
+    assert isinstance(Conv2d(64, 128, 3, 1, layers=onednn).compute.onednn, OneDnnConv)
 
 
 def test_float16_is_refused_with_one_line():
-    conv = Conv2d(8, 8, 3, conv_impl="onednn")
+    conv = Conv2d(8, 8, 3, layers=create_layers("onednn"))
     conv.to_float(ms.float16)
     with pytest.raises(UserError, match="float32 only.*--amp_level O0"):
         conv(ms.Tensor(np.zeros((1, 8, 4, 4), np.float16)))
 
 
-def test_onednn_is_cpu_only_and_never_auto():
+def test_onednn_is_cpu_only():
     assert resolve_conv_impl("onednn", "CPU") == "onednn"
-    assert resolve_conv_impl("auto", "CPU") == "fast"
     for device in ("GPU", "Ascend"):
         with pytest.raises(UserError, match=f"conv_impl onednn .* is CPU-only; on {device} use --conv_impl auto"):
             resolve_conv_impl("onednn", device)
@@ -87,40 +88,40 @@ def test_onednn_is_not_exported():
 def fresh_cache(tmp_path, monkeypatch):
     """An empty build cache, and no library remembered from an earlier call."""
     monkeypatch.setenv("SKNET_ONEDNN_CACHE", str(tmp_path / "cache"))
-    onednn_build.onednn_library.cache_clear()
+    ops_library.onednn_library.cache_clear()
     yield tmp_path / "cache"
-    onednn_build.onednn_library.cache_clear()
+    ops_library.onednn_library.cache_clear()
 
 
 def test_the_second_load_reuses_the_build(fresh_cache):
-    path = onednn_build.onednn_library()
+    path = ops_library.onednn_library()
     assert os.path.dirname(path) == str(fresh_cache) and path.endswith(".so")
     built = os.stat(path)
-    onednn_build.onednn_library.cache_clear()
-    assert onednn_build.onednn_library() == path
+    ops_library.onednn_library.cache_clear()
+    assert ops_library.onednn_library() == path
     assert os.stat(path).st_mtime_ns == built.st_mtime_ns and os.stat(path).st_ino == built.st_ino
     assert os.listdir(fresh_cache) == [os.path.basename(path)]  # no temporary file or log is left behind
 
 
-@pytest.mark.parametrize("group, index", [*(("SOURCES", i) for i in range(len(onednn_build.SOURCES))),
-                                          *(("LOCAL_HEADERS", i) for i in range(len(onednn_build.LOCAL_HEADERS)))])
+@pytest.mark.parametrize("group, index", [*(("SOURCES", i) for i in range(len(ops_library.SOURCES))),
+                                          *(("LOCAL_HEADERS", i) for i in range(len(ops_library.LOCAL_HEADERS)))])
 def test_a_changed_source_builds_a_separate_library(fresh_cache, tmp_path, monkeypatch, group, index):
-    first = onednn_build.onednn_library()
-    sources = list(getattr(onednn_build, group))
+    first = ops_library.onednn_library()
+    sources = list(getattr(ops_library, group))
     changed = tmp_path / os.path.basename(sources[index])
     with open(sources[index], encoding="utf-8") as source:
         changed.write_text(source.read() + "\n// changed\n", encoding="utf-8")
     sources[index] = str(changed)
-    monkeypatch.setattr(onednn_build, group, tuple(sources))
-    onednn_build.onednn_library.cache_clear()
-    second = onednn_build.onednn_library()
+    monkeypatch.setattr(ops_library, group, tuple(sources))
+    ops_library.onednn_library.cache_clear()
+    second = ops_library.onednn_library()
     assert second != first and os.path.isfile(first) and os.path.isfile(second)
 
 
 def test_no_compiler_is_one_clear_line(fresh_cache, monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     with pytest.raises(UserError) as caught:
-        onednn_build.onednn_library()
+        ops_library.onednn_library()
     message = str(caught.value)
     assert "\n" not in message and "needs g++ (C++17)" in message and "apt-get install g++" in message
     assert "--conv_impl fast" in message
@@ -129,24 +130,24 @@ def test_no_compiler_is_one_clear_line(fresh_cache, monkeypatch):
 def test_a_compile_failure_names_its_log(fresh_cache, tmp_path, monkeypatch):
     broken = tmp_path / "onednn_conv.cc"
     broken.write_text("this is not C++\n", encoding="utf-8")
-    monkeypatch.setattr(onednn_build, "SOURCES", (str(broken), *onednn_build.SOURCES[1:]))
+    monkeypatch.setattr(ops_library, "SOURCES", (str(broken), *ops_library.SOURCES[1:]))
     with pytest.raises(UserError, match=r"failed .*output is in .*\.log") as caught:
-        onednn_build.onednn_library()
+        ops_library.onednn_library()
     log = str(caught.value).split("output is in ")[1].split(";")[0]
     assert "error" in open(log, encoding="utf-8").read()
     assert not [name for name in os.listdir(fresh_cache) if name.endswith((".so", ".tmp"))]
 
 
 def test_another_onednn_version_is_refused(monkeypatch):
-    monkeypatch.setattr(onednn_build, "ONEDNN_VERSION", (3, 9))
+    monkeypatch.setattr(ops_library, "ONEDNN_VERSION", (3, 9))
     with pytest.raises(UserError, match=r"written for oneDNN 3\.9 .* bundles oneDNN 3\.10\.1"):
-        onednn_build.mindspore_libdnnl()
+        ops_library.mindspore_libdnnl()
 
 
 def test_a_mindspore_without_libdnnl_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(ms, "__file__", str(tmp_path / "mindspore" / "__init__.py"))
     with pytest.raises(UserError, match=f"MindSpore {ms.__version__} has no .*libdnnl.so.3.*--conv_impl fast"):
-        onednn_build.mindspore_libdnnl()
+        ops_library.mindspore_libdnnl()
 
 
 def test_the_training_graph_copies_no_weights(tmp_path):

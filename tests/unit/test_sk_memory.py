@@ -20,16 +20,17 @@ import sys
 import numpy as np
 import mindspore as ms
 from mindspore import nn
+from src.layers.create_layers import create_layers
 from src.layers.selective_kernel import SelectiveKernelConv
 
 explicit = sys.argv[1] == "explicit"
 layers, batch, channels, size = map(int, sys.argv[2:])
 ms.set_context(mode=ms.GRAPH_MODE)
 ms.set_device("CPU")
-units = [SelectiveKernelConv(channels, channels, conv_impl="fast") for _ in range(layers)]
+units = [SelectiveKernelConv(channels, channels, layers=create_layers("fast")) for _ in range(layers)]
 for unit in units:
-    assert unit.broadcasts_explicitly  # the fast unit's default
-    unit.broadcasts_explicitly = explicit
+    assert unit.select.explicit_broadcast  # the fast unit's default
+    unit.select.explicit_broadcast = explicit
 net = nn.SequentialCell(units)
 net.set_train(False)
 x = ms.Tensor(np.random.default_rng(1).standard_normal((batch, channels, size, size), dtype=np.float32))

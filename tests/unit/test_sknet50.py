@@ -2,6 +2,7 @@ import numpy as np
 import mindspore as ms
 import pytest
 
+from src.layers.create_layers import create_layers
 from src.layers.selective_kernel import SelectiveKernelConv, attention_width
 from src.sknet50 import create_model, sknet50, sknet_tiny
 
@@ -26,7 +27,7 @@ def test_parameter_names_do_not_depend_on_the_conv_implementation():
 
 def test_fuse_width_is_max_of_c_over_r_and_l():
     assert [attention_width(c, 16, 32) for c in (128, 256, 512, 1024)] == [32, 32, 32, 64]
-    unit = SelectiveKernelConv(1024, 1024, groups=32)
+    unit = SelectiveKernelConv(1024, 1024, groups=32, layers=create_layers("native"))
     assert unit.attention.fc_reduce.weight.shape == (64, 1024)
     assert unit.attention.fc_select.weight.shape == (2 * 1024, 64)
     assert [p.conv.dilation for p in unit.paths] == [1, 2]

@@ -7,6 +7,7 @@ import pytest
 from mindspore import nn
 from mindspore.train import mind_ir_pb2
 
+from src.layers.create_layers import create_layers
 from src.layers.zero_pad_max_pool import ZeroPadMaxPool2d
 from src.sknet50 import Stem
 from tests.helpers.conv_checks import OutputAndGradients
@@ -38,7 +39,7 @@ def test_zero_padding_pools_a_relu_output_as_the_padded_pool_does(shape, pool):
 def test_the_imagenet_stem_trains_as_with_the_padded_pool():
     def stem_results(pool: nn.Cell | None) -> list[np.ndarray]:
         ms.set_seed(3)
-        stem = Stem("imagenet", 8, "native")
+        stem = Stem("imagenet", 8, create_layers("native"))
         if pool is not None:
             stem.pool = pool
         stem.set_train(True)  # BatchNorm on batch statistics, as in training
@@ -48,7 +49,7 @@ def test_the_imagenet_stem_trains_as_with_the_padded_pool():
     rng = np.random.default_rng(1)
     x = ms.Tensor(rng.standard_normal((2, 3, 20, 20)).astype(np.float32))
     upstream = ms.Tensor(rng.standard_normal((2, 8, 5, 5)).astype(np.float32))
-    stem = Stem("imagenet", 8, "native")
+    stem = Stem("imagenet", 8, create_layers("native"))
     assert isinstance(stem.pool, ZeroPadMaxPool2d)
     # the pool holds no parameters: checkpoints keep their names
     assert [name for name, _ in stem.parameters_and_names()] == [
@@ -62,7 +63,7 @@ def test_the_imagenet_stem_trains_as_with_the_padded_pool():
 
 
 def test_the_imagenet_stem_exports_no_max_pool3d_with_argmax(tmp_path):
-    stem = Stem("imagenet", 4, "native")
+    stem = Stem("imagenet", 4, create_layers("native"))
     stem.set_train(False)
     ms.export(stem, ms.Tensor(np.zeros((1, 3, 16, 16), np.float32)), file_name=str(tmp_path / "stem"),
               file_format="MINDIR")

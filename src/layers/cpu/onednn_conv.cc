@@ -1,6 +1,6 @@
 // MindSpore CPU aot custom ops (`ops.Custom(func_type="aot")`) that compute a 2-D convolution and its
 // two gradients with the oneDNN MindSpore bundles (mindspore/lib/libdnnl.so.3, oneDNN 3.10.1, THREADPOOL
-// runtime). Built and loaded by src/layers/onednn_build.py; wrapped with a bprop in onednn_conv.py.
+// runtime). Built and loaded by ops_library.py; wrapped with a bprop in onednn_conv.py.
 //
 // NCHW float32, weight (O, C/groups, k, k), symmetric padding dilation*(k-1)/2 (PyTorch semantics).
 // The third input of every op is an int64 tensor `geometry` = (stride, dilation, threads); groups come
@@ -26,7 +26,7 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "cpu_thread_pool.h"
+#include "thread_pool.h"
 
 using namespace dnnl;
 using tag = memory::format_tag;
@@ -134,7 +134,7 @@ PD backward_pd(const engine &eng, const Geometry &g, bool nhwc) {
 }
 
 // With few channels per group `any` gets oneDNN's im2col+GEMM fallback for the backward passes; the NHWC
-// layout gets brgconv instead (measured 2x faster in tools/prototypes, 2026-11-27).
+// layout gets brgconv instead (measured 2x faster).
 template <typename PD>
 PD backward_pd_avoiding_gemm(const engine &eng, const Geometry &g) {
     PD pd = backward_pd<PD>(eng, g, false);

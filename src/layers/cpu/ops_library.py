@@ -1,9 +1,9 @@
-"""Build the C++ ops of `conv_impl onednn` once, against the oneDNN MindSpore bundles; return the library's path.
+"""The library of the CPU ops: every `*.cc` of this folder compiled once against the oneDNN MindSpore bundles.
 
-The library holds `onednn_conv.cc` (convolutions through oneDNN), `cpu_max_pool.cc` (the stem's max-pool for
-inference, plain loops), `cpu_selective_kernel.cc` (the SK unit's pooling and selection), `cpu_batchnorm.cc`
-(BatchNorm's training pass) and `cpu_pointwise_conv.cc` (small images' 1x1 convs as one oneDNN GEMM); all but
-the max-pool share the thread pool of `cpu_thread_pool.h`.
+The library holds `onednn_conv.cc` (convolutions through oneDNN), `pointwise_conv.cc` (small images' 1x1
+convs as one oneDNN GEMM), `batchnorm.cc` (BatchNorm's training pass), `sk_pool_select.cc` (the SK unit's
+pooling and selection) and `max_pool.cc` (the stem's max-pool for inference); all but the max-pool share the
+thread pool of `thread_pool.h`. A new op is one more `.cc` here (it is built with the others) and its wrapper.
 
 MindSpore's CPU package ships `mindspore/lib/libdnnl.so.3` (oneDNN 3.10.1, THREADPOOL runtime) with
 exported C symbols but no headers; the headers of that exact release are vendored in
@@ -14,22 +14,25 @@ so that processes building at the same time (distributed ranks) all end up with 
 """
 import ctypes
 import functools
+import glob
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
 
+import mindspore as ms
+import numpy as np
+
+from src.utils.device import cpu_ops_compiler
 from src.utils.errors import UserError
 
-SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-                for name in ("onednn_conv.cc", "cpu_max_pool.cc", "cpu_selective_kernel.cc", "cpu_batchnorm.cc",
-                             "cpu_pointwise_conv.cc"))
-# -fopenmp-simd: the `omp simd` reductions of cpu_batchnorm.cc vectorise (no OpenMP runtime is linked).
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = tuple(sorted(glob.glob(os.path.join(HERE, "*.cc"))))
+LOCAL_HEADERS = tuple(sorted(glob.glob(os.path.join(HERE, "*.h"))))
+# -fopenmp-simd: the `omp simd` reductions of batchnorm.cc vectorise (no OpenMP runtime is linked).
 FLAGS = ("-std=c++17", "-O2", "-fopenmp-simd", "-fPIC", "-shared")
-LOCAL_HEADERS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_thread_pool.h"),)
-HEADERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "third_party", "onednn", "include")
+HEADERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(HERE))), "third_party", "onednn", "include")
 ONEDNN_VERSION = (3, 10)  # the vendored headers' ABI
 DNNL_RUNTIME_THREADPOOL = 8  # dnnl_config.h
 FALLBACK = "or use --conv_impl fast"
@@ -42,18 +45,16 @@ class _Version(ctypes.Structure):
 
 def mindspore_libdnnl() -> str:
     """The `libdnnl.so.3` of the installed MindSpore, checked to be the oneDNN the headers describe."""
-    import mindspore
-
-    path = os.path.join(os.path.dirname(mindspore.__file__), "lib", "libdnnl.so.3")
+    path = os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so.3")
     if not os.path.isfile(path):
         raise UserError(f"conv_impl onednn needs the oneDNN library MindSpore bundles, but MindSpore "
-                        f"{mindspore.__version__} has no {path}; use MindSpore 2.10's CPU package {FALLBACK}")
+                        f"{ms.__version__} has no {path}; use MindSpore 2.10's CPU package {FALLBACK}")
     dnnl_version = ctypes.CDLL(path).dnnl_version
     dnnl_version.restype = ctypes.POINTER(_Version)
     version = dnnl_version().contents
     if (version.major, version.minor) != ONEDNN_VERSION or version.cpu_runtime != DNNL_RUNTIME_THREADPOOL:
         raise UserError(f"conv_impl onednn was written for oneDNN {ONEDNN_VERSION[0]}.{ONEDNN_VERSION[1]} with "
-                        f"the THREADPOOL runtime, but MindSpore {mindspore.__version__} bundles oneDNN "
+                        f"the THREADPOOL runtime, but MindSpore {ms.__version__} bundles oneDNN "
                         f"{version.major}.{version.minor}.{version.patch} (cpu runtime {version.cpu_runtime}) "
                         f"in {path}; use MindSpore 2.10 {FALLBACK}")
     return os.path.realpath(path)
@@ -61,7 +62,7 @@ def mindspore_libdnnl() -> str:
 
 def compiler() -> tuple[str, str]:
     """The C++ compiler (`$CXX` or `g++`) and the first line of its `--version`."""
-    cxx = os.environ.get("CXX") or "g++"
+    cxx = cpu_ops_compiler()
     missing = UserError("conv_impl onednn builds a small C++ op once and needs g++ (C++17): install it "
                         f"(apt-get install g++) or set CXX, {FALLBACK} (CXX={cxx!r} does not run)")
     if shutil.which(cxx) is None:
@@ -85,15 +86,13 @@ def cache_dir() -> str:
 def build_key(compiler_version: str, libdnnl: str) -> str:
     """sha256 of the sources, our and the vendored headers, MindSpore's version, the compiler, its flags and the
     libdnnl path."""
-    import mindspore
-
     digest = hashlib.sha256()
     vendored = sorted(os.path.join(root, name) for root, _, names in os.walk(HEADERS) for name in names)
     files = [*SOURCES, *LOCAL_HEADERS, *vendored]
     for part in files:
         with open(part, "rb") as file:
             digest.update(os.path.relpath(part, HEADERS).encode() + b"\0" + file.read() + b"\0")
-    for text in (mindspore.__version__, compiler_version, " ".join(FLAGS), libdnnl):
+    for text in (ms.__version__, compiler_version, " ".join(FLAGS), libdnnl):
         digest.update(text.encode() + b"\0")
     return digest.hexdigest()[:20]
 
@@ -134,3 +133,15 @@ def onednn_library() -> str:
     os.replace(temporary, stem + ".so")
     os.remove(log)  # only a failed build's log is worth keeping
     return stem + ".so"
+
+
+def onednn_threads() -> int:
+    """MindSpore's `runtime_num_threads` (it defaults to the cores it may use), else the usable CPUs."""
+    usable = len(os.sched_getaffinity(0))
+    threads = int(ms.get_context("runtime_num_threads") or 0)
+    return min(threads, usable) if threads > 0 else usable
+
+
+def thread_count_input() -> ms.Tensor:
+    """`onednn_threads()` as the one-value int64 input that the library's ops take (aot ops have no attributes)."""
+    return ms.Tensor(np.array([onednn_threads()], dtype=np.int64))

@@ -1,7 +1,6 @@
 // MindSpore CPU aot custom ops (`ops.Custom(func_type="aot")`) for an ungrouped 1x1 convolution of a small
 // image and its two gradients, as one oneDNN sgemm each (dnnl_threadpool_interop_sgemm, on the library's
-// thread pool). Built with onednn_conv.cc into one library by src/layers/onednn_build.py; wrapped in
-// src/layers/onednn_conv.py (`OneDnnPointwiseConv`).
+// thread pool). Built into the library of ops_library.py; wrapped in onednn_conv.py (`OneDnnPointwiseConv`).
 //
 // MindSpore computes such a conv as a batched GEMM between layout copies: the weight reshaped to 3-D (a copy
 // of the weight at every call, since the weight is a parameter), the activations transposed to fold the batch
@@ -23,7 +22,7 @@
 #include <mutex>
 #include <vector>
 
-#include "cpu_thread_pool.h"
+#include "thread_pool.h"
 
 namespace {
 

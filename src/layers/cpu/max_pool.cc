@@ -1,6 +1,5 @@
 // A MindSpore CPU aot custom op (`ops.Custom(func_type="aot")`) for inference: 2-D max pooling in NCHW float32,
-// one thread. Built with onednn_conv.cc into one library by src/layers/onednn_build.py; wrapped in
-// src/layers/cpu_max_pool.py.
+// one thread. Built into the library of ops_library.py; wrapped in max_pool.py.
 //
 // MindSpore 2.10 runs nn.MaxPool2d with padding as `MaxPool3DWithArgmax`, ~7 ms per SKNet-50 eval step at
 // 32x32 and batch 32 (PyTorch: 2.8 ms); inference needs neither the argmax nor its cost.

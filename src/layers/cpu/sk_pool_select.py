@@ -1,16 +1,14 @@
-"""The two-path SK unit's pooling and selection, and their gradients, by C++ ops (`cpu_selective_kernel.cc`).
+"""The two-path SK unit's pooling and selection, and their gradients, by C++ ops (`sk_pool_select.cc`).
 
 MindSpore computes `mean(a + b)` and `a * w0 + b * w1` with their gradients as ~17 CPU kernels over the full
 maps per unit (Add, ReduceMean, BroadcastTo, Mul, ReduceSum, Tile, AddN): at 224x224 and batch 32 that was
 ~3 s of a ~25 s training step (docs/performance.md). Each op here is one pass over the maps. The selection
 uses that the softmax weights of two paths sum to 1: a * w0 + b * (1 - w0) = b + (a - b) * w0.
-It lives in the library that `conv_impl onednn` builds (src.layers.onednn_build), so it is used with that
-conv_impl only; other conv_impls and devices keep MindSpore's own ops.
+Both take the interface of the SK unit's generic `PathSumPool` and `ScaledPathSum` (src.layers.selective_kernel).
 """
 from mindspore import nn, ops
 
-from src.layers.onednn_build import onednn_library
-from src.layers.onednn_conv import thread_count_input
+from src.layers.cpu.ops_library import onednn_library, thread_count_input
 
 
 def _planes(a, *_):
@@ -22,7 +20,7 @@ def _same_as_first(a, *_):
 
 
 class PooledSum(nn.Cell):
-    """(a, b) -> mean over H, W of a + b, shape (N, C): the Fuse step's global average (Eq. 1-2)."""
+    """The paths' outputs (a, b) -> mean over H, W of a + b, shape (N, C): the Fuse step's global average (Eq. 1-2)."""
 
     def __init__(self):
         super().__init__()
@@ -34,8 +32,8 @@ class PooledSum(nn.Cell):
         self.forward = ops.Custom(f"{library}:sk_pool_forward", out_shape=_planes, out_dtype=_same_as_first,
                                   func_type="aot", bprop=self._gradients)
 
-    def construct(self, a, b):
-        return self.forward(a, b, self.threads)
+    def construct(self, outputs):
+        return self.forward(outputs[0], outputs[1], self.threads)
 
     def _gradients(self, a, b, threads, out, dout):
         spread = self.backward(dout, a, threads)  # the same gradient reaches both paths
@@ -43,7 +41,8 @@ class PooledSum(nn.Cell):
 
 
 class SelectOfTwo(nn.Cell):
-    """(a, b, w) -> b + (a - b) * w with w (N, C) the first path's softmax weight: the Select step (Eq. 6)."""
+    """((a, b), weights (N, 2, C)) -> b + (a - b) * w with w (N, C) the first path's softmax weight: the Select
+    step (Eq. 6)."""
 
     def __init__(self):
         super().__init__()
@@ -55,8 +54,9 @@ class SelectOfTwo(nn.Cell):
         self.forward = ops.Custom(f"{library}:sk_select_forward", out_shape=_same_as_first,
                                   out_dtype=_same_as_first, func_type="aot", bprop=self._gradients)
 
-    def construct(self, a, b, w):
-        return self.forward(a, b, w, self.threads)
+    def construct(self, outputs, weights):
+        first = ops.split(weights, 1, 1)[0].reshape(weights.shape[0], -1)
+        return self.forward(outputs[0], outputs[1], first, self.threads)
 
     def _gradients(self, a, b, w, threads, out, dout):
         da, db, dw = self.backward(dout, a, b, w, threads)

@@ -1,6 +1,6 @@
-// The thread pool of the library that src/layers/onednn_build.py builds: oneDNN's convolutions
-// (onednn_conv.cc and cpu_pointwise_conv.cc), the SK unit's ops (cpu_selective_kernel.cc) and BatchNorm
-// (cpu_batchnorm.cc) run their parallel loops on it.
+// The thread pool of the library that ops_library.py builds: oneDNN's convolutions (onednn_conv.cc and
+// pointwise_conv.cc), the SK unit's ops (sk_pool_select.cc) and BatchNorm (batchnorm.cc) run their parallel
+// loops on it.
 // One pool per thread count, shared by every op, and one job at a time: a caller holds `pools().mu`
 // while it runs jobs (MindSpore may launch two CPU kernels at once).
 #pragma once

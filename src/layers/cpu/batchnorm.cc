@@ -1,10 +1,9 @@
 // MindSpore CPU aot custom ops (`ops.Custom(func_type="aot")`) for the training pass of a 2-D BatchNorm:
 // batch statistics, normalisation, the moving averages' update and the three gradients, in NCHW float32.
-// Built with onednn_conv.cc into one library by src/layers/onednn_build.py; wrapped in
-// src/layers/cpu_batchnorm.py.
+// Built into the library of ops_library.py; wrapped in batchnorm.py.
 //
 // MindSpore 2.10's CPU BatchNorm and BatchNormGrad run oneDNN in plain NCHW layout and took 1.3-2x longer
-// than these loops for SKNet-50's shapes (forward + backward, one thread, measured 2026-11-28). Each channel
+// than these loops for SKNet-50's shapes (forward + backward, one thread, measured). Each channel
 // reads its N planes in memory order; sums are accumulated per plane in float (vectorised) and across
 // planes in double, in the same order whatever the thread count. Channels are split across the library's
 // thread pool when the map has 2^15 elements or more.
@@ -21,7 +20,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "cpu_thread_pool.h"
+#include "thread_pool.h"
 
 namespace {
 

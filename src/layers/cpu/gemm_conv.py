@@ -1,17 +1,19 @@
-"""The `fast` convolutions: algorithms that MindSpore's CPU backend runs well.
+"""The `fast` convolutions: GEMM algorithms that MindSpore's CPU backend runs well, with MindSpore ops only.
 
 MindSpore's CPU conv kernels run in plain NCHW layout and are 10-100x slower than im2col +
 matmul for every conv of SKNet except the unstrided 1x1 (docs/performance.md). Each function
-here computes exactly `ops.conv2d` from the same `weight`; `src.layers.conv.Conv2d` picks one:
+here computes exactly `ops.conv2d` from the same `weight`; `FastConv` picks one per shape:
 - `GemmConv`: im2col (`ops.unfold`) + one batched GEMM per group, with a written-out backward;
 - `conv2d_small_image`: images of at most 16 pixels as one dense GEMM per group, no im2col;
 - `conv2d_pointwise`: the ungrouped 1x1 conv (native where that is fast, a GEMM elsewhere).
+`fast` is the CPU path where `onednn` cannot be built (no C++ compiler); `onednn` uses the last two too.
 """
 import numpy as np
 from mindspore import Tensor, nn, ops
 from mindspore.common import dtype as mstype
 from mindspore.ops import constexpr
 
+from src.layers.conv import NativeConv
 from src.layers.conv_geometry import output_size
 
 # Below this many output pixels per image, the CPU's native 1x1 conv (one small GEMM per
@@ -261,3 +263,23 @@ def conv2d_pointwise(x, weight, stride: int):
     if x.shape[2] * x.shape[3] >= NATIVE_POINTWISE_MIN_PIXELS:
         return ops.conv2d(x, weight, None, 1, "valid", 0, 1, 1)
     return conv2d_gemm(x, weight, 1, 0, 1, 1)
+
+
+class FastConv(NativeConv):
+    """The conv of `conv_impl fast`, from the layer's weight: an ungrouped 1x1 conv is `conv2d_pointwise`, every
+    other conv `conv2d_small_image` on images of at most `SMALL_IMAGE_MAX_PIXELS` pixels and `GemmConv`
+    (im2col) on larger ones."""
+
+    def __init__(self, kernel_size: int, stride: int, dilation: int, groups: int):
+        super().__init__(kernel_size, stride, dilation, groups)
+        pointwise = kernel_size == 1 and groups == 1
+        self.gemm = None if pointwise else GemmConv(kernel_size, stride, self.padding, dilation, groups)
+
+    def construct(self, x, weight):
+        if self.gemm is None:
+            return conv2d_pointwise(x, weight, self.stride)
+        if x.shape[2] * x.shape[3] <= SMALL_IMAGE_MAX_PIXELS:
+            return conv2d_small_image(x, weight, self.stride, self.padding, self.dilation, self.groups)
+        if self.gemm.keeps_columns(x.shape):
+            return self.gemm(x, weight)[0]
+        return self.gemm(x, weight)

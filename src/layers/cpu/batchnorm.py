@@ -1,20 +1,18 @@
-"""`CpuBatchNorm2d`: nn.BatchNorm2d whose training pass runs compiled loops (`cpu_batchnorm.cc`); `conv_impl onednn`.
+"""`CpuBatchNorm2d`: nn.BatchNorm2d whose training pass runs compiled loops (`batchnorm.cc`); `conv_impl onednn`.
 
 MindSpore 2.10's CPU BatchNorm and BatchNormGrad run oneDNN in plain NCHW layout and were ~100 ms of a
 ~640 ms SKNet-50 training step at 32x32 and batch 32, twice PyTorch's time for the same BatchNorms
-(docs/performance.md); the loops in `cpu_batchnorm.cc` take 1.3-2x less for forward + backward on one thread. The
+(docs/performance.md); the loops in `batchnorm.cc` take 1.3-2x less for forward + backward on one thread. The
 cell has nn.BatchNorm2d's parameters (names, order, initial values), eps and momentum and computes the
 same function: in training the batch's statistics, with the moving averages updated as MindSpore updates
-them (the variance unbiased); in inference the moving ones, through MindSpore's own kernel. It needs the
-library that `conv_impl onednn` builds (src.layers.onednn_build), so it is used with that conv_impl only.
+them (the variance unbiased); in inference the moving ones, through MindSpore's own kernel.
 """
 import numpy as np
 import mindspore as ms
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import initializer
 
-from src.layers.onednn_build import onednn_library
-from src.layers.onednn_conv import thread_count_input
+from src.layers.cpu.ops_library import onednn_library, thread_count_input
 
 
 class CpuBatchNorm2d(nn.Cell):

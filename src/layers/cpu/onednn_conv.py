@@ -1,34 +1,27 @@
-"""`conv_impl onednn`: a 2-D convolution and its gradients computed by the oneDNN MindSpore bundles.
+"""`conv_impl onednn`'s convolution: oneDNN's, with its gradients, where it wins; the fast path's GEMMs elsewhere.
 
 MindSpore's own CPU convolution runs oneDNN in plain NCHW layout, which is slow for grouped and dilated
 3x3 convs (docs/performance.md). `OneDnnConv` calls the same library through three MindSpore aot custom
-ops (`onednn_conv.cc`, built once by `src.layers.onednn_build`) that let oneDNN choose its blocked or
+ops (`onednn_conv.cc`, in the library of `ops_library.py`) that let oneDNN choose its blocked or
 NHWC layouts and reorder inside the call, as PyTorch does. The forward op's bprop calls the backward-data
 and backward-weights ops, so the gradients never go through MindSpore's NCHW kernels either.
 `OneDnnPointwiseConv` computes small images' ungrouped 1x1 convs the same way, as one oneDNN GEMM.
+`OneDnnPathConv` picks between them and the fast path's GEMMs per shape.
 """
-import os
-
 import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.layers.conv import NativeConv, add_bias_relu
 from src.layers.conv_geometry import output_size, same_padding
-from src.layers.onednn_build import onednn_library
+from src.layers.cpu.gemm_conv import NATIVE_POINTWISE_MIN_PIXELS, conv2d_pointwise, conv2d_small_image
+from src.layers.cpu.ops_library import onednn_library, onednn_threads
 from src.utils.errors import UserError
 
-
-def onednn_threads() -> int:
-    """MindSpore's `runtime_num_threads` (it defaults to the cores it may use), else the usable CPUs."""
-    usable = len(os.sched_getaffinity(0))
-    threads = int(ms.get_context("runtime_num_threads") or 0)
-    return min(threads, usable) if threads > 0 else usable
-
-
-def thread_count_input() -> ms.Tensor:
-    """`onednn_threads()` as the one-value int64 input that the library's C++ ops take (aot ops have no
-    attributes)."""
-    return ms.Tensor(np.array([onednn_threads()], dtype=np.int64))
+# Training on maps of at most 2x2 pixels, `conv2d_small_image` beats oneDNN (its backward passes: forward +
+# backward 0.41-0.81x for oneDNN on 32-group 3x3 convs, batch 32, 2x2 and 1x1 maps), while oneDNN's forward
+# alone is 1.4x faster there, so inference keeps oneDNN. From 4x4 up oneDNN wins both (1.2-4.0x).
+ONEDNN_TRAIN_SMALL_IMAGE_MAX_PIXELS = 4
 
 
 def _float32_only(*dtypes):
@@ -37,6 +30,40 @@ def _float32_only(*dtypes):
             raise UserError(f"conv_impl onednn computes in float32 only, got {dtype}; use --amp_level O0 "
                             "(the CPU default) with it")
     return ms.float32
+
+
+class OneDnnPathConv(NativeConv):
+    """The conv of `conv_impl onednn`, from the layer's weight: `OneDnnConv` for every conv but an ungrouped 1x1,
+    except in training on maps of at most `ONEDNN_TRAIN_SMALL_IMAGE_MAX_PIXELS` pixels (`conv2d_small_image`);
+    an ungrouped 1x1 is `OneDnnPointwiseConv` below `NATIVE_POINTWISE_MIN_PIXELS` output pixels (eval 1.09x,
+    train 1.05x at 32x32; from 16 pixels up the native kernel wins, 0.88x with 8x8 maps) and
+    `conv2d_pointwise` from there up. In inference `with_bias` adds a folded BatchNorm's shift and the ReLU
+    inside the oneDNN op."""
+
+    def __init__(self, kernel_size: int, stride: int, dilation: int, groups: int):
+        super().__init__(kernel_size, stride, dilation, groups)
+        self.pointwise = kernel_size == 1 and groups == 1
+        self.onednn = OneDnnPointwiseConv(stride) if self.pointwise else OneDnnConv(kernel_size, stride, dilation,
+                                                                                      groups)
+
+    def construct(self, x, weight):
+        if self.pointwise:
+            if self._small_pointwise(x.shape):
+                return self.onednn(x, weight)
+            return conv2d_pointwise(x, weight, self.stride)
+        if self.training and x.shape[2] * x.shape[3] <= ONEDNN_TRAIN_SMALL_IMAGE_MAX_PIXELS:
+            return conv2d_small_image(x, weight, self.stride, self.padding, self.dilation, self.groups)
+        return self.onednn(x, weight)
+
+    def with_bias(self, x, weight, bias, relu: bool):
+        if not self.pointwise or self._small_pointwise(x.shape):
+            return self.onednn.epilogue(x, weight, bias, relu)
+        return add_bias_relu(self.construct(x, weight), bias, relu)
+
+    def _small_pointwise(self, shape) -> bool:
+        """Whether an ungrouped 1x1 conv of an input of `shape` has fewer than NATIVE_POINTWISE_MIN_PIXELS outputs."""
+        pixels = output_size(shape[2], 1, self.stride, 0, 1) * output_size(shape[3], 1, self.stride, 0, 1)
+        return pixels < NATIVE_POINTWISE_MIN_PIXELS
 
 
 class CustomConv(nn.Cell):
@@ -124,7 +151,7 @@ def name_apart(key: str, *custom_ops) -> None:
 
 
 class OneDnnPointwiseConv(CustomConv):
-    """An ungrouped 1x1 conv2d(x, weight) with a stride, as one oneDNN GEMM (`cpu_pointwise_conv.cc`), with its
+    """An ungrouped 1x1 conv2d(x, weight) with a stride, as one oneDNN GEMM (`pointwise_conv.cc`), with its
     gradients; for small images, where MindSpore's own 1x1 conv is slow and its GEMM form copies the weight and
     the activations around the GEMM at every call."""
 

@@ -1,6 +1,6 @@
 // MindSpore CPU aot custom ops (`ops.Custom(func_type="aot")`) for the two-path SK unit's pooling and
-// selection, and their gradients. Built with onednn_conv.cc into one library by src/layers/onednn_build.py;
-// wrapped with bprops in src/layers/cpu_selective_kernel.py.
+// selection, and their gradients. Built into the library of ops_library.py; wrapped with their gradients in
+// sk_pool_select.py.
 //
 // MindSpore computes these as ~17 kernels over the full maps per unit (Add, ReduceMean, BroadcastTo, Mul
 // and their gradients); each op here is one pass over the maps. NCHW float32; a, b are the two paths'
@@ -14,7 +14,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "cpu_thread_pool.h"
+#include "thread_pool.h"
 
 namespace {
 
