@@ -1,6 +1,6 @@
 """Throughput and memory of SKNet for one or two conv implementations, side by side.
 
-    python benchmark.py --device_target CPU --batch_size 32 --image_size 224 --conv_impl native,fast
+    python benchmark.py --device_target CPU --batch_size 32 --image_size 224 --conv_impl auto --peer_python PY
 
 For each implementation two fresh subprocesses build the network and measure, on random
 data: (1) the compile time of the training graph, train-step images/s (loss, backward,
@@ -62,8 +62,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device_target", default="CPU", help=" | ".join(DEVICE_TARGETS))
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--image_size", type=int, default=32)
-    parser.add_argument("--conv_impl", default="native,fast",
-                        help="one implementation or two separated by a comma, e.g. native,fast")
+    parser.add_argument("--conv_impl", default="auto",
+                        help="one implementation or two separated by a comma, e.g. fast,onednn (auto: the device's "
+                             "default, resolved as train.py resolves it)")
     parser.add_argument("--arch", default="sknet50", help=" | ".join(MODELS))
     parser.add_argument("--stem_type", default="imagenet", help=" | ".join(STEM_TYPES))
     parser.add_argument("--class_num", type=int, default=10)
@@ -88,9 +89,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.device_target not in DEVICE_TARGETS:
         raise UserError(f"--device_target {args.device_target!r} is unknown; use one of {', '.join(DEVICE_TARGETS)}")
     impls = args.conv_impl.split(",")
-    if not 1 <= len(impls) <= 2 or any(impl not in CONV_IMPLS for impl in impls):
+    if not 1 <= len(impls) <= 2:
         raise UserError(f"--conv_impl {args.conv_impl!r}: give one or two of {', '.join(CONV_IMPLS)} "
-                        "separated by a comma, e.g. native,fast")
+                        "separated by a comma, e.g. fast,onednn")
+    args.impls = [resolve_conv_impl(impl, args.device_target) for impl in impls]
     if args.arch not in MODELS:
         raise UserError(f"--arch {args.arch!r} is unknown; use one of {', '.join(MODELS)}")
     if args.stem_type not in STEM_TYPES:
@@ -121,6 +123,16 @@ def check_peer(args: argparse.Namespace) -> None:
                         "that has both, e.g. a virtual environment with `pip install torch timm`")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (ratios to timm differ by CPU model, so every table names it)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else (platform.processor() or "unknown CPU")
+
+
 def median_seconds(run, warmup: int, steps: int) -> float:
     """Median wall time of `run()`, which must copy its result to the host (that synchronises)."""
     for _ in range(warmup):
@@ -144,7 +156,7 @@ def report(result: dict[str, float]) -> None:
 
 
 def phase_step(args: argparse.Namespace, conv_impl: str, phase: str):
-    """Build one phase (`train` or `infer`) of one implementation in this process. Returns `step()`, which runs
+    """Build one phase (`train` or `infer`) of one resolved implementation in this process. Returns `step()`, which runs
     it once and copies the result to the host (that synchronises), the cell it calls (the train step or the
     folded network), the images and the labels.
     `train` compiles a train step (loss, backward, Momentum update); `infer` runs the network as eval.py
@@ -164,8 +176,7 @@ def phase_step(args: argparse.Namespace, conv_impl: str, phase: str):
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((args.batch_size, 3, args.image_size, args.image_size), dtype=np.float32))
     labels = ms.Tensor(rng.integers(0, args.class_num, args.batch_size).astype(np.int32))
-    resolved = resolve_conv_impl(conv_impl, args.device_target)
-    net = create_model(args.arch, args.class_num, stem_type=args.stem_type, conv_impl=resolved)
+    net = create_model(args.arch, args.class_num, stem_type=args.stem_type, conv_impl=conv_impl)
     if phase == "train":
         loss = CrossEntropySmooth(smooth_factor=0.1, num_classes=args.class_num)
         optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9, weight_decay=1e-4)
@@ -173,7 +184,7 @@ def phase_step(args: argparse.Namespace, conv_impl: str, phase: str):
         train_step.set_train(True)
         return (lambda: train_step(images, labels).asnumpy()), train_step, images, labels
     net.set_train(False)
-    folded = create_model(args.arch, args.class_num, stem_type=args.stem_type, fold_bn=True, conv_impl=resolved)
+    folded = create_model(args.arch, args.class_num, stem_type=args.stem_type, fold_bn=True, conv_impl=conv_impl)
     folded = fold_batchnorm(net, folded)
     folded.set_train(False)
     predict = Predictor(folded, images_per_call(args.image_size, args.device_target))
@@ -218,7 +229,7 @@ def profile(args: argparse.Namespace) -> str:
 
     from mindspore import Profiler
 
-    step = phase_step(args, args.conv_impl, args.profile)[0]
+    step = phase_step(args, args.impls[0], args.profile)[0]
     for _ in range(max(args.warmup, 1)):  # the first call compiles
         step()
     with tempfile.TemporaryDirectory(prefix="sknet_profile_") as tmp:
@@ -316,18 +327,19 @@ def main() -> int:
         if args.worker is not None:
             measure(args, *args.worker.split(":"))
         else:
-            print(f"# kernel time per step, {args.profile}, conv_impl={args.conv_impl}, {args.arch} "
+            print(f"# kernel time per step, {args.profile}, conv_impl={args.impls[0]}, {args.arch} "
                   f"batch_size={args.batch_size} image_size={args.image_size}, {args.steps} profiled steps, "
                   f"{datetime.date.today().isoformat()}")
             print(profile(args), flush=True)
         # Skip interpreter teardown: MindSpore 2.10 prints spurious Cell.__del__ errors there.
         os._exit(0)
-    impls = args.conv_impl.split(",") + ([PEER] if args.peer_python else [])
+    impls = args.impls + ([PEER] if args.peer_python else [])
     rounds = {impl: [] for impl in impls}
     for _ in range(args.rounds):
         for impl in impls:
             rounds[impl].append(run_worker(args, impl))
-    print(f"# SKNet benchmark, {datetime.date.today().isoformat()}, {platform.node()}, {os.cpu_count()} CPUs")
+    print(f"# SKNet benchmark, {datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} CPUs, "
+          f"{platform.node()}")
     print(f"# arch={args.arch} stem_type={args.stem_type} device_target={args.device_target} "
           f"batch_size={args.batch_size} image_size={args.image_size} fp32, GRAPH mode; "
           f"warm-up {args.warmup}, median of {args.steps} steps; {args.rounds} round(s), "
