@@ -1,1 +1,2 @@
-"""The network's layers: the convolutions (native or the CPU GEMM path) and the Selective Kernel unit."""
+"""The network's layers (convolutions, the Selective Kernel unit), `create_layers` that picks their implementation
+once, and the CPU implementations (`cpu/`, which only `create_layers` imports)."""

@@ -5,15 +5,10 @@ built with (`src.layers.create_layers`), so parameter names and shapes never dep
 algorithm, and checkpoints move freely between Ascend, GPU and CPU. `NativeConv` is MindSpore's own conv;
 the other conv_impls subclass it.
 """
-from typing import TYPE_CHECKING
-
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import HeNormal, initializer
 
 from src.layers.conv_geometry import same_padding
-
-if TYPE_CHECKING:
-    from src.layers.create_layers import Layers
 
 
 def add_bias_relu(x, bias, relu: bool):
@@ -47,10 +42,11 @@ class NativeConv(nn.Cell):
 
 class Conv2d(nn.Cell):
     """A bias-free 2-D convolution with explicit symmetric padding (PyTorch semantics), computed by
-    `layers.conv(...)`. The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline."""
+    `layers.conv(...)`, `layers` being the `Layers` of `src.layers.create_layers` (as for every block here).
+    The weight is Kaiming-normal (fan_out, ReLU), as in the paper's ResNeXt baseline."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, groups: int = 1, *, layers: "Layers"):
+                 dilation: int = 1, groups: int = 1, *, layers):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"channels {in_channels}->{out_channels} are not divisible by groups={groups}")
@@ -85,7 +81,7 @@ class ConvBNAct(nn.Cell):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  dilation: int = 1, groups: int = 1, act: bool = True, zero_init_bn: bool = False,
-                 fold_bn: bool = False, *, layers: "Layers"):
+                 fold_bn: bool = False, *, layers):
         super().__init__()
         self.bn_folds_into = "conv"  # the layer whose weight `fold_batchnorm` scales
         self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, dilation, groups, layers=layers)

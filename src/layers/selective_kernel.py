@@ -3,14 +3,9 @@
 The unit's pooling of the paths' sum and its selection come from the `Layers` it is built with
 (`src.layers.create_layers`); `PathSumPool` and `ScaledPathSum` here are MindSpore's own ops.
 """
-from typing import TYPE_CHECKING
-
 from mindspore import nn, ops
 
 from src.layers.conv import ConvBNAct
-
-if TYPE_CHECKING:
-    from src.layers.create_layers import Layers
 
 
 def attention_width(channels: int, reduction: int, min_width: int) -> int:
@@ -33,7 +28,7 @@ class SelectiveKernelAttention(nn.Cell):
     function, and the layout of timm's `fc_select`, so pretrained weights map 1:1).
     """
 
-    def __init__(self, channels: int, paths: int, width: int, fold_bn: bool = False, *, layers: "Layers"):
+    def __init__(self, channels: int, paths: int, width: int, fold_bn: bool = False, *, layers):
         super().__init__()
         self.paths = paths
         self.channels = channels
@@ -95,7 +90,7 @@ class SelectiveKernelConv(nn.Cell):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 32,
                  paths: int = 2, reduction: int = 16, min_width: int = 32, fold_bn: bool = False, *,
-                 layers: "Layers"):
+                 layers):
         super().__init__()
         self.paths = nn.CellList([
             ConvBNAct(in_channels, out_channels, 3, stride=stride, dilation=m + 1, groups=groups,
