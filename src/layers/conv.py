@@ -56,6 +56,7 @@ class Conv2d(nn.Cell):
         self.stride = stride
         self.dilation = dilation
         self.groups = groups
+        self.padding = same_padding(kernel_size, dilation)
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(initializer(HeNormal(mode="fan_out", nonlinearity="relu"), shape), name="weight")
         self.compute = layers.conv(kernel_size, stride, dilation, groups)
