@@ -215,6 +215,11 @@ def write_results(path: str, outcomes: list[Outcome]) -> None:
         "failed": [{"checkpoint": os.path.abspath(o.path), "error": o.error} for o in outcomes if o.error],
         "best": None if best is None else {"checkpoint": os.path.abspath(best.path), "top1": best.result.top1},
     }
+    write_result_json(path, data)
+
+
+def write_result_json(path: str, data: dict) -> None:
+    """`--result_json`: written atomically, its folder created; a failure is a one-line error."""
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         write_json_atomic(path, data)

@@ -15,9 +15,8 @@ from PIL import Image, UnidentifiedImageError
 
 from src.data.cifar10_files import CLASS_NAMES
 from src.data.pipeline import normalise_ops
-from src.evaluation.eval_checkpoints import CheckpointEvaluator
+from src.evaluation.eval_checkpoints import CheckpointEvaluator, write_result_json
 from src.training.checkpoint_manager import BEST_NAME
-from src.utils.atomic_file import write_json_atomic
 from src.utils.checkpoint_file import list_checkpoints
 from src.utils.config import Config
 from src.utils.device import Placement
@@ -144,12 +143,7 @@ def write_predictions(path: str, predictions: list[Prediction]) -> None:
     data = {"predictions": [{"image": p.image, "top5": [{"class": n, "probability": q} for n, q in p.top]}
                             for p in predictions if p.error is None],
             "failed": [{"image": p.image, "error": p.error} for p in predictions if p.error]}
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_json_atomic(path, data)
-    except OSError as err:
-        raise UserError(f"--result_json {path} could not be written ({err.strerror or err}); "
-                        "pass a writable file path") from err
+    write_result_json(path, data)
 
 
 def infer(cfg: Config, paths: list[str], placement: Placement) -> int:
