@@ -62,7 +62,7 @@ echo "shellcheck scripts/*.sh ascend310_infer/*.sh"
 # The whole suite, from the repository, unless the arguments name test files or folders themselves.
 targets=(tests)
 for arg in "$@"; do
-    if [[ "$arg" != -* && -e "$arg" ]]; then targets=(); fi
+    if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then targets=(); fi  # a file, folder or test id
 done
 if ((${#targets[@]})); then cd "$repo"; fi
 status=0

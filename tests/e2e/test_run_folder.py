@@ -188,4 +188,5 @@ def test_launchers_never_import_a_module_from_the_callers_folder(data, tmp_path,
     result = run_script(script, [*args, "--image_size", "0"], env={"LOG_DIR": str(tmp_path / "logs"),
                                                                  "DEVICE_TARGET": "CPU"}, cwd=str(caller))
     assert not (caller / "imported").exists(), "the launcher imported yaml.py from the caller's folder"
-    assert result.returncode == 1 and "error: --image_size must be at least 1" in result.stderr and result.stderr.rstrip().endswith("got 0"), result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("error: --image_size must be at least 1") and \
+        result.stderr.splitlines()[0].endswith("got 0"), result.stderr

@@ -112,7 +112,8 @@ def test_eval_folder_reports_a_table_the_best_and_a_corrupt_file(straight_run, d
     proc = run("eval.py", *MODEL, "--data_path", data, "--checkpoint_path", folder, "--result_json", result_json)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     # Without config.yaml, the settings come from the newest readable sidecar; then the listing.
-    settings, out = proc.stdout.split("\n", 1)
+    settings = next(line for line in proc.stdout.splitlines() if line.startswith("settings: "))
+    out = proc.stdout.split(settings, 1)[1]
     assert settings.startswith("settings: arch sknet_tiny, stem_type cifar, class_num 10, image_size 32 (from the "
                                f"sidecar of {folder}/sknet_tiny-10_{STEPS}.ckpt)"), proc.stdout
     order = [out.index(f"sknet_tiny-{e}_{STEPS}.ckpt") for e in (5, 7, 10)]
