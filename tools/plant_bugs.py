@@ -5,10 +5,12 @@
     python tools/plant_bugs.py --skip-slow     # only bugs whose tests run without the `slow` marker
     python tools/plant_bugs.py --baseline      # first check that the aimed tests pass with no bug planted
     python tools/plant_bugs.py --list
+    python tools/plant_bugs.py --jobs 2        # two copies, two bugs at a time (the whole list takes hours)
 
 For each bug the file is changed by one exact text substitution (the text must occur exactly once,
 otherwise the bug is reported STALE: the code moved on, update the list), the tests aimed at it run
-with `pytest -x`, and the file is restored. A bug is CAUGHT when a test fails, SURVIVED when all pass,
+with `pytest -x`, and the file is restored. A bug is CAUGHT when a test fails or the bug kills pytest
+with a signal (the suite fails either way), SURVIVED when all pass,
 ERROR when pytest could not run them (collection error, no test selected, timeout), NOT RUN
 with --skip-slow when every test aimed at the bug is slow. The repo itself is
 never touched. Exit code 0 only when every bug was caught.
@@ -18,11 +20,14 @@ the slow MindSpore start-up; a short list of realistic bugs with the tests aimed
 """
 import argparse
 import os
+import queue
+import signal
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from planted_bugs import BUGS, Bug
 
@@ -77,6 +82,8 @@ def try_bug(copy: str, bug: Bug, slow: bool) -> tuple[str, float, str]:
         with open(os.path.join(copy, bug.path), "w", encoding="utf-8") as handle:
             handle.write(original)
     verdict = {0: "SURVIVED", 1: "CAUGHT"}.get(code, "ERROR")
+    if code < -1:  # killed by a signal (-1 is our timeout): the README's test command fails too
+        verdict, detail = "CAUGHT", f"pytest killed by {signal.Signals(-code).name}; {detail}"
     if code == 5 and not slow:  # pytest: no test selected; every test aimed at this bug is marked slow
         verdict, detail = "NOT RUN", "its tests are all marked slow"
     return verdict, time.monotonic() - start, detail
@@ -87,6 +94,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="plant only the bugs whose name contains this text")
     parser.add_argument("--skip-slow", action="store_true", help="run only tests without the `slow` marker")
     parser.add_argument("--baseline", action="store_true", help="first run each test selection with no bug planted")
+    parser.add_argument("--jobs", type=int, default=1, help="bugs tried at once, each in its own copy")
     parser.add_argument("--list", action="store_true", help="list the bugs and their tests, plant nothing")
     args = parser.parse_args()
     bugs = [bug for bug in BUGS if args.only.lower() in bug.name.lower()]
@@ -94,20 +102,30 @@ def main() -> int:
         for bug in bugs:
             print(f"{bug.name}  [{bug.path}]  -> {' '.join(bug.tests)}")
         return 0 if bugs else 1
-    with tempfile.TemporaryDirectory(prefix="plant-bugs-") as copy:
-        copy_repo(copy)
+    with tempfile.TemporaryDirectory(prefix="plant-bugs-") as work:
+        copies = queue.Queue()
+        for index in range(args.jobs):  # one copy per job: a bug is planted in a copy no other job uses
+            copy_repo(os.path.join(work, str(index)))
+            copies.put(os.path.join(work, str(index)))
         if args.baseline:
             for tests in dict.fromkeys(bug.tests for bug in bugs):
-                code, detail = run_tests(copy, tests, not args.skip_slow)
+                code, detail = run_tests(copies.queue[0], tests, not args.skip_slow)
                 if code != 0:
                     print(f"baseline fails, fix this first: {' '.join(tests)}: {detail}")
                     return 1
             print("baseline: every selection passes with no bug planted")
-        results = []
-        for bug in bugs:
-            verdict, seconds, detail = try_bug(copy, bug, not args.skip_slow)
-            results.append(verdict)
+
+        def try_in_a_free_copy(bug: Bug) -> str:
+            copy = copies.get()
+            try:
+                verdict, seconds, detail = try_bug(copy, bug, not args.skip_slow)
+            finally:
+                copies.put(copy)
             print(f"{verdict:8} {seconds:6.0f} s  {bug.name}  [{bug.path}]  {detail}", flush=True)
+            return verdict
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(try_in_a_free_copy, bugs))
     caught = results.count("CAUGHT")
     print(f"\n{caught} of {len(results)} planted bugs caught; " + ", ".join(
         f"{results.count(v)} {v.lower()}" for v in ("SURVIVED", "ERROR", "STALE", "NOT RUN") if results.count(v)))

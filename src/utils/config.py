@@ -228,6 +228,7 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
         _refuse_unread_flags(extras, script or "this script")
     args = vars(args)
     args.pop("config_path", None)
+    args.pop(POSITIONALS.get(script, ("",))[0], None)
     legacy = {flag: args.pop(f"legacy {flag}") for flag in LEGACY_FLAGS.get(script, {}) if f"legacy {flag}" in args}
     given = set(args)
     values = _merge(values, args, defaults, "command line")
@@ -244,6 +245,10 @@ def load_config(argv: Iterable[str] | None = None, description: str = "",
     return cfg
 
 
+# Entry points that take positional arguments besides the flags: (metavar, meaning).
+POSITIONALS = {"infer": ("IMAGE_OR_FOLDER", "PNG/JPEG files, or folders of them, to classify")}
+
+
 def _parser(description: str, values: dict[str, Any], script: str | None, aliases: dict[str, str]):
     """--help lists the keys `script` reads, grouped as in KEYS, then its original flags and its examples."""
     summary, _, examples = description.strip().partition("\n")
@@ -253,6 +258,8 @@ def _parser(description: str, values: dict[str, Any], script: str | None, aliase
     parser = _ErrorParser(description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
                           prog=f"{script}.py" if script else None)
     parser.add_argument("--config_path", default=None, metavar="PATH", help="YAML file that overrides the defaults")
+    if script in POSITIONALS:  # the script takes them out of argv before parsing; listed for --help's usage only
+        parser.add_argument(POSITIONALS[script][0], nargs="*", default=argparse.SUPPRESS, help=POSITIONALS[script][1])
     groups = {group: parser.add_argument_group(group) for group in GROUPS}
     read = keys_of(script)
     for key in read:

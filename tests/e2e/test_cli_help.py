@@ -24,6 +24,8 @@ def help_of(script: str) -> tuple[str, str]:
      ["--epoch_size", "--lr_max", "--ckpt_file", "--train_url"]),
     ("postprocess.py", ["--result_path PATH, --result_dir PATH", "--label_dir DIR",
                         "examples:\n    python postprocess.py"], ["--arch", "--device_target", "--epoch_size"]),
+    ("infer.py", ["[IMAGE_OR_FOLDER ...]", "--checkpoint_path PATH", "examples:\n    python infer.py"],
+     ["--epoch_size", "--lr_max", "--data_path"]),
 ])
 def test_help_lists_the_scripts_keys_without_loading_mindspore(script, present, absent):
     text, imports = help_of(script)
